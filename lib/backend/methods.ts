@@ -1,0 +1,93 @@
+/**
+ * Methods a backend serves, and the built-in ones.
+ *
+ * @module
+ */
+
+import { ErrorCode, ProxyError } from "../protocol/mod.ts";
+
+/**
+ * A method: called with the request's params spread as arguments; its return
+ * value (or what its promise resolves to) is the result. A thrown error
+ * becomes `HANDLER_ERROR` with its message, unless it is a `ProxyError`,
+ * whose code is kept.
+ */
+export type Method = (...params: unknown[]) => unknown;
+
+/** A table of methods by name. */
+export type Methods = Record<string, Method>;
+
+/** Options of {@linkcode builtinMethods}. */
+export interface BuiltinMethodsOptions {
+  /**
+   * Include `sleep`, `fail` and `crash`, which exist to test isolation.
+   * @default {true}
+   */
+  testMethods?: boolean;
+  /** Requests served so far, for `info()`. */
+  requests: () => number;
+  /** Exits the process at once, for `crash()`. @default {Deno.exit(70)} */
+  exit?: (code: number) => void;
+}
+
+const MAX_SLEEP_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * The built-in methods: `ping`, `echo`, `info`, and unless disabled `sleep`,
+ * `fail` and `crash`.
+ */
+export function builtinMethods(options: BuiltinMethodsOptions): Methods {
+  const started = performance.now();
+  const methods: Methods = {
+    ping: () => "pong",
+    echo: (x: unknown) => x === undefined ? null : x,
+    info: () => ({
+      pid: Deno.pid,
+      uptime_s: Math.round((performance.now() - started) / 10) / 100,
+      requests: options.requests(),
+    }),
+  };
+  if (options.testMethods ?? true) {
+    methods.sleep = (ms: unknown) => {
+      if (typeof ms !== "number" || !(ms >= 0) || ms > MAX_SLEEP_MS) {
+        throw new ProxyError(ErrorCode.INVALID_PARAMS, `Cannot sleep: ms must be a number from 0 to ${MAX_SLEEP_MS}`);
+      }
+      return new Promise((resolve) => setTimeout(() => resolve(null), ms));
+    };
+    methods.fail = (message: unknown) => {
+      throw new ProxyError(ErrorCode.HANDLER_ERROR, typeof message === "string" ? message : "fail() called");
+    };
+    methods.crash = () => {
+      (options.exit ?? Deno.exit)(70);
+    };
+  }
+  return methods;
+}
+
+/**
+ * Loads a handler module: each exported function becomes a method of the same
+ * name (the default export, if an object, contributes its functions too).
+ *
+ * @param specifier A path (relative to the working directory) or URL.
+ * @throws {TypeError} When the module exports no function.
+ */
+export async function loadHandlerModule(specifier: string): Promise<Methods> {
+  const url = /^[a-z][a-z0-9+.-]*:/i.test(specifier) && !/^[a-z]:[\\/]/i.test(specifier)
+    ? specifier
+    : new URL(specifier, `file://${Deno.cwd()}/`).href;
+  const mod = await import(url) as Record<string, unknown>;
+  const methods: Methods = {};
+  const def = mod.default;
+  if (def !== null && typeof def === "object") {
+    for (const [name, value] of Object.entries(def)) {
+      if (typeof value === "function") methods[name] = value as Method;
+    }
+  }
+  for (const [name, value] of Object.entries(mod)) {
+    if (name !== "default" && typeof value === "function") methods[name] = value as Method;
+  }
+  if (Object.keys(methods).length === 0) {
+    throw new TypeError(`Cannot load handler module ${specifier}: it exports no function`);
+  }
+  return methods;
+}

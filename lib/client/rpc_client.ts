@@ -1,0 +1,237 @@
+/**
+ * A MessagePack-RPC client with pipelining, timeouts and cancellation.
+ *
+ * @module
+ */
+
+import { type Address, connect, parseAddress } from "../net/address.ts";
+import { FrameConnection } from "../net/frame_connection.ts";
+import {
+  decodeMessage,
+  encodeNotification,
+  encodeRequest,
+  ErrorCode,
+  ProxyError,
+  RemoteError,
+  RESPONSE,
+  toWireError,
+} from "../protocol/mod.ts";
+
+/** Options of {@linkcode RpcClient.connect}. */
+export interface RpcClientOptions {
+  /**
+   * Largest message accepted, in bytes.
+   * @default {8388608}
+   */
+  maxMessageSize?: number;
+  /**
+   * Milliseconds to wait for the connection; 0 waits as long as the OS does.
+   * @default {0}
+   */
+  connectTimeout?: number;
+  /** Aborts connecting. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode RpcClient.call}. */
+export interface CallOptions {
+  /**
+   * Milliseconds to wait for the answer; 0 waits forever.
+   * @default {0}
+   */
+  timeout?: number;
+  /** Cancels the call: it rejects with `ABORTED` and its answer is ignored. */
+  signal?: AbortSignal;
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: ProxyError) => void;
+  cleanup: (() => void) | undefined;
+}
+
+/**
+ * A client connection. Calls may be issued concurrently; answers are matched
+ * by msgid in whatever order they arrive.
+ *
+ * @example Usage
+ * ```ts ignore
+ * import { RpcClient } from "./rpc_client.ts";
+ * const client = await RpcClient.connect("127.0.0.1:8080");
+ * console.log(await client.call("echo", ["hello"])); // "hello"
+ * client.close();
+ * ```
+ */
+export class RpcClient {
+  readonly #conn: FrameConnection;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 0;
+  #closed = false;
+
+  private constructor(conn: Deno.Conn, options: RpcClientOptions) {
+    const frameOptions = {
+      onFrame: (frame: Uint8Array) => this.#onFrame(frame),
+      onProtocolError: (err: ProxyError) => this.#failAll(err),
+      onClose: () => this.#onClose(),
+    };
+    this.#conn = new FrameConnection(
+      conn,
+      options.maxMessageSize === undefined
+        ? frameOptions
+        : { ...frameOptions, maxMessageSize: options.maxMessageSize },
+    );
+    this.#conn.run().catch(() => this.#conn.close());
+  }
+
+  /**
+   * Connects to a server.
+   *
+   * @param address `HOST:PORT`, `unix:/path`, or a parsed {@linkcode Address}.
+   * @param options Limits and cancellation.
+   * @throws {ProxyError} `CONNECT_FAILED` (with the OS error as cause), or `TIMEOUT`.
+   */
+  static async connect(address: string | Address, options: RpcClientOptions = {}): Promise<RpcClient> {
+    const addr = typeof address === "string" ? parseAddress(address) : address;
+    const timeout = options.connectTimeout ?? 0;
+    const where = addr.transport === "unix" ? addr.path : `${addr.hostname}:${addr.port}`;
+    const attempt = connect(addr);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const lost = new Promise<never>((_, reject) => {
+      if (timeout > 0) {
+        timer = setTimeout(
+          () => reject(new ProxyError(ErrorCode.TIMEOUT, `Cannot connect to ${where}: no answer in ${timeout} ms`)),
+          timeout,
+        );
+      }
+      onAbort = () => reject(new ProxyError(ErrorCode.ABORTED, `Cannot connect to ${where}: aborted`));
+      if (options.signal?.aborted) onAbort();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      const conn = await Promise.race([attempt, lost]);
+      return new RpcClient(conn, options);
+    } catch (err) {
+      attempt.then((conn) => conn.close(), () => {}); // a connection that lost the race
+      if (err instanceof ProxyError) throw err;
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new ProxyError(ErrorCode.CONNECT_FAILED, `Cannot connect to ${where}: ${reason}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) options.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** True once the connection has closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Calls currently awaiting an answer. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** Resolves when the connection has closed. */
+  get done(): Promise<void> {
+    return this.#conn.done;
+  }
+
+  /**
+   * Calls `method` with `params` and resolves with its result.
+   *
+   * @throws {RemoteError} The server answered with an error (its code is kept).
+   * @throws {ProxyError} `TIMEOUT`, `ABORTED`, or `CONNECTION_CLOSED`.
+   */
+  call(method: string, params: unknown[] = [], options: CallOptions = {}): Promise<unknown> {
+    if (this.#closed) {
+      return Promise.reject(new ProxyError(ErrorCode.CONNECTION_CLOSED, `Cannot call ${method}: connection closed`));
+    }
+    if (options.signal?.aborted) {
+      return Promise.reject(new ProxyError(ErrorCode.ABORTED, `Cannot call ${method}: aborted`));
+    }
+    const msgid = this.#nextId;
+    this.#nextId = (this.#nextId + 1) >>> 0;
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { resolve, reject, cleanup: undefined };
+      const timeout = options.timeout ?? 0;
+      const signal = options.signal;
+      if (timeout > 0 || signal) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const onAbort = () => {
+          this.#pending.delete(msgid);
+          pending.cleanup?.();
+          reject(new ProxyError(ErrorCode.ABORTED, `Cannot call ${method}: aborted`));
+        };
+        if (timeout > 0) {
+          timer = setTimeout(() => {
+            this.#pending.delete(msgid);
+            pending.cleanup?.();
+            reject(new ProxyError(ErrorCode.TIMEOUT, `Cannot call ${method}: no answer in ${timeout} ms`));
+          }, timeout);
+        }
+        signal?.addEventListener("abort", onAbort, { once: true });
+        pending.cleanup = () => {
+          if (timer !== undefined) clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+        };
+      }
+      this.#pending.set(msgid, pending);
+      this.#conn.write(encodeRequest(msgid, method, params));
+    });
+  }
+
+  /** Sends a notification (no answer). */
+  notify(method: string, params: unknown[] = []): void {
+    if (this.#closed) {
+      throw new ProxyError(ErrorCode.CONNECTION_CLOSED, `Cannot notify ${method}: connection closed`);
+    }
+    this.#conn.write(encodeNotification(method, params));
+  }
+
+  /** Sends raw bytes as they are (tests use it to send malformed input). */
+  writeRaw(bytes: Uint8Array): void {
+    this.#conn.write(bytes);
+  }
+
+  #onFrame(frame: Uint8Array): void {
+    let msg;
+    try {
+      msg = decodeMessage(frame);
+    } catch (err) {
+      this.#failAll(err as ProxyError);
+      this.#conn.close();
+      return;
+    }
+    if (msg.type !== RESPONSE) return; // servers do not call clients here
+    const pending = this.#pending.get(msg.msgid);
+    if (!pending) return; // timed out or aborted already
+    this.#pending.delete(msg.msgid);
+    pending.cleanup?.();
+    if (msg.error !== null && msg.error !== undefined) pending.reject(new RemoteError(toWireError(msg.error)));
+    else pending.resolve(msg.result);
+  }
+
+  #failAll(err: ProxyError): void {
+    for (const pending of this.#pending.values()) {
+      pending.cleanup?.();
+      pending.reject(err);
+    }
+    this.#pending.clear();
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    this.#failAll(new ProxyError(ErrorCode.CONNECTION_CLOSED, "Cannot get answer: connection closed"));
+  }
+
+  /** Waits for queued requests to be written, then closes. Idempotent. */
+  async end(): Promise<void> {
+    await this.#conn.end();
+  }
+
+  /** Closes at once; calls in flight reject with `CONNECTION_CLOSED`. Idempotent. */
+  close(): void {
+    this.#conn.close();
+  }
+}

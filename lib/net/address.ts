@@ -1,0 +1,82 @@
+/**
+ * Addresses: `HOST:PORT` for TCP, `unix:/path` for a Unix socket.
+ *
+ * @module
+ */
+
+/** A TCP or Unix socket address. */
+export type Address =
+  | { transport: "tcp"; hostname: string; port: number }
+  | { transport: "unix"; path: string };
+
+/**
+ * Parses `HOST:PORT`, `[IPv6]:PORT` or `unix:/path`.
+ *
+ * @param text The address.
+ * @returns The parsed address.
+ * @throws {TypeError} When the text is not an address.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseAddress } from "./address.ts";
+ * console.log(parseAddress("127.0.0.1:8080")); // { transport: "tcp", hostname: "127.0.0.1", port: 8080 }
+ * ```
+ */
+export function parseAddress(text: string): Address {
+  if (text.startsWith("unix:")) {
+    const path = text.slice(5);
+    if (path === "") throw new TypeError(`Cannot parse address "${text}": empty socket path`);
+    return { transport: "unix", path };
+  }
+  const colon = text.lastIndexOf(":");
+  if (colon <= 0) throw new TypeError(`Cannot parse address "${text}": expected HOST:PORT or unix:/path`);
+  let hostname = text.slice(0, colon);
+  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
+  return { transport: "tcp", hostname, port: parsePort(text.slice(colon + 1)) };
+}
+
+/**
+ * Parses a TCP port number (0 to 65535).
+ *
+ * @throws {RangeError} When the text is not a port.
+ */
+export function parsePort(text: string): number {
+  const port = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`Cannot parse port "${text}": expected an integer from 0 to 65535`);
+  }
+  return port;
+}
+
+/** Formats an address the way {@linkcode parseAddress} reads it. */
+export function formatAddress(address: Address): string {
+  if (address.transport === "unix") return `unix:${address.path}`;
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return `${host}:${address.port}`;
+}
+
+/** Opens a connection to `address`; TCP connections get `TCP_NODELAY`. */
+export async function connect(address: Address): Promise<Deno.Conn> {
+  if (address.transport === "unix") {
+    return await Deno.connect({ transport: "unix", path: address.path });
+  }
+  const conn = await Deno.connect({ hostname: address.hostname, port: address.port });
+  conn.setNoDelay(true);
+  return conn;
+}
+
+/** Listens on `address`. */
+export function listen(address: Address): Deno.Listener {
+  if (address.transport === "unix") return Deno.listen({ transport: "unix", path: address.path });
+  return Deno.listen({ hostname: address.hostname, port: address.port });
+}
+
+/** The address a listener is bound to (the real port when 0 was asked for). */
+export function listenerAddress(listener: Deno.Listener): Address {
+  const addr = listener.addr;
+  if (addr.transport === "unix" || addr.transport === "unixpacket") {
+    return { transport: "unix", path: (addr as Deno.UnixAddr).path };
+  }
+  const net = addr as Deno.NetAddr;
+  return { transport: "tcp", hostname: net.hostname, port: net.port };
+}

@@ -1,0 +1,276 @@
+/**
+ * A MessagePack-RPC connection: whole frames in, batched writes out.
+ *
+ * @module
+ */
+
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  FrameDecoder,
+  MAX_ENVELOPE_HEAD,
+  ProxyError,
+  writeEnvelopeHead,
+} from "../protocol/mod.ts";
+
+/** Options of {@linkcode FrameConnection}. */
+export interface FrameConnectionOptions {
+  /**
+   * Called synchronously for each whole frame. The bytes are valid only
+   * during the call: copy what must outlive it.
+   */
+  onFrame: (frame: Uint8Array) => void;
+  /**
+   * Called when the stream is not MessagePack or a message is too large,
+   * before the connection closes. A writable moment for a last error reply.
+   */
+  onProtocolError?: (error: ProxyError, partial: Uint8Array) => void;
+  /** Called once when the connection has closed, for whatever reason. */
+  onClose?: () => void;
+  /**
+   * Called when the peer ends its side. When given, the connection stays open
+   * for writing (so answers still in flight can go out) and the owner calls
+   * `end()`; without it, the connection ends at once.
+   */
+  onEof?: () => void;
+  /**
+   * Largest message accepted, in bytes.
+   * @default {8388608}
+   */
+  maxMessageSize?: number;
+  /**
+   * Pending output above which reading pauses until the peer reads again.
+   * @default {4194304}
+   */
+  highWaterMark?: number;
+}
+
+/**
+ * Wraps a `Deno.Conn`: reads whole MessagePack frames and writes frames,
+ * coalescing every write made in one event-loop turn into one syscall.
+ */
+export class FrameConnection {
+  readonly #conn: Deno.Conn;
+  readonly #decoder: FrameDecoder;
+  readonly #onFrame: (frame: Uint8Array) => void;
+  readonly #onProtocolError: ((error: ProxyError, partial: Uint8Array) => void) | undefined;
+  readonly #onClose: (() => void) | undefined;
+  readonly #onEof: (() => void) | undefined;
+  readonly #highWaterMark: number;
+  #out = new Uint8Array(16 * 1024);
+  #outLen = 0;
+  #spare = new Uint8Array(16 * 1024);
+  #writing = false;
+  #flushScheduled = false;
+  #sendingLen = 0;
+  #closed = false;
+  #closing = false;
+  #readPaused = false;
+  #resumeRead: (() => void) | null = null;
+  #done: Promise<void>;
+  #resolveDone!: () => void;
+
+  /**
+   * @param conn An open connection.
+   * @param options Callbacks and limits.
+   */
+  constructor(conn: Deno.Conn, options: FrameConnectionOptions) {
+    this.#conn = conn;
+    this.#decoder = new FrameDecoder({
+      maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+    });
+    this.#onFrame = options.onFrame;
+    this.#onProtocolError = options.onProtocolError;
+    this.#onClose = options.onClose;
+    this.#onEof = options.onEof;
+    this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
+    this.#done = new Promise((resolve) => this.#resolveDone = resolve);
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Resolves when the connection has closed. */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** Bytes waiting to be written. */
+  get pendingBytes(): number {
+    return this.#outLen + this.#sendingLen;
+  }
+
+  /** Starts the read loop; resolves when reading has ended and the connection is closed. */
+  async run(): Promise<void> {
+    const conn = this.#conn;
+    const decoder = this.#decoder;
+    try {
+      while (!this.#closed && !this.#closing) {
+        if (this.#readPaused) {
+          await new Promise<void>((resolve) => this.#resumeRead = resolve);
+          continue;
+        }
+        const buf = decoder.reserve();
+        let n: number | null;
+        try {
+          n = await conn.read(buf);
+        } catch {
+          break; // reset by peer, or closed under us
+        }
+        if (n === null) {
+          if (this.#onEof && !this.#closed) {
+            this.#onEof();
+            return;
+          }
+          break;
+        }
+        decoder.commit(n);
+        let frame: Uint8Array | null;
+        try {
+          while ((frame = decoder.next()) !== null) {
+            this.#onFrame(frame);
+            if (this.#closed) break;
+          }
+        } catch (err) {
+          if (!(err instanceof ProxyError)) throw err;
+          this.#onProtocolError?.(err, decoder.partial());
+          await this.end();
+          break;
+        }
+      }
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    // Peer closed its side: whatever is still queued goes out, then close.
+    await this.end();
+  }
+
+  /** Pauses or resumes reading (backpressure). */
+  setReadPaused(paused: boolean): void {
+    this.#readPaused = paused;
+    if (!paused && this.#resumeRead) {
+      const resume = this.#resumeRead;
+      this.#resumeRead = null;
+      resume();
+    }
+  }
+
+  /** True when more output is queued than the high-water mark. */
+  get congested(): boolean {
+    return this.pendingBytes > this.#highWaterMark;
+  }
+
+  /** Queues one whole frame for writing. */
+  write(frame: Uint8Array): void {
+    if (this.#closed) return;
+    const at = this.#reserveOut(frame.length);
+    this.#out.set(frame, at);
+    this.#outLen = at + frame.length;
+    this.#scheduleFlush();
+  }
+
+  /**
+   * Queues `frame` with its msgid replaced: writes a new envelope head, then
+   * `frame` from offset `tail` on (see `readEnvelope`).
+   */
+  writeWithMsgid(type: number, msgid: number, frame: Uint8Array, tail: number): void {
+    if (this.#closed) return;
+    const rest = frame.length - tail;
+    const at = this.#reserveOut(MAX_ENVELOPE_HEAD + rest);
+    const off = writeEnvelopeHead(this.#out, at, type, msgid);
+    this.#out.set(frame.subarray(tail), off);
+    this.#outLen = off + rest;
+    this.#scheduleFlush();
+  }
+
+  #reserveOut(n: number): number {
+    const need = this.#outLen + n;
+    if (need > this.#out.length) {
+      let size = this.#out.length * 2;
+      while (size < need) size *= 2;
+      const next = new Uint8Array(size);
+      next.set(this.#out.subarray(0, this.#outLen));
+      this.#out = next;
+    }
+    return this.#outLen;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#writing) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#writing) return;
+    this.#writing = true;
+    try {
+      while (this.#outLen > 0 && !this.#closed) {
+        // Swap buffers so writes queued while this one is in flight land in the other.
+        const sending = this.#out;
+        const len = this.#outLen;
+        this.#out = this.#spare;
+        this.#spare = sending;
+        this.#outLen = 0;
+        this.#sendingLen = len;
+        let off = 0;
+        while (off < len) {
+          off += await this.#conn.write(sending.subarray(off, len));
+        }
+        this.#sendingLen = 0;
+        // Let a huge burst's buffer go rather than keep it forever.
+        if (this.#spare.length > 1024 * 1024) this.#spare = new Uint8Array(16 * 1024);
+      }
+    } catch {
+      this.#sendingLen = 0;
+      this.close();
+    } finally {
+      this.#writing = false;
+    }
+    if (this.#closing && this.#outLen === 0) this.close();
+    this.#notifyDrained();
+  }
+
+  #drainWaiters: (() => void)[] = [];
+
+  #notifyDrained(): void {
+    if (this.pendingBytes !== 0 && !this.#closed) return;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves once everything queued has been written (or the connection closed). */
+  async flushed(): Promise<void> {
+    if (this.pendingBytes === 0 || this.#closed) return;
+    await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Writes what is queued, then closes. Idempotent. */
+  async end(): Promise<void> {
+    if (this.#closed) return;
+    this.#closing = true;
+    await this.flushed();
+    this.close();
+  }
+
+  /** Closes at once, discarding queued output. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed by the runtime
+    }
+    this.setReadPaused(false);
+    this.#notifyDrained();
+    this.#resolveDone();
+    this.#onClose?.();
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * Reads and rewrites the envelope of a MessagePack-RPC message (type, msgid,
+ * method) without decoding its params, result or error.
+ *
+ * This is the proxy's hot path: it routes a request by looking only at its
+ * first bytes, then forwards the rest of the frame untouched with a new msgid.
+ *
+ * @module
+ */
+
+import { ErrorCode } from "./errors.ts";
+import { InvalidMessageError, NOTIFICATION, REQUEST, RESPONSE } from "./message.ts";
+
+/** What {@linkcode readEnvelope} found; reused between calls to avoid allocation. */
+export interface Envelope {
+  /** 0 request, 1 response, 2 notification. */
+  type: number;
+  /** The msgid (requests and responses); -1 for notifications. */
+  msgid: number;
+  /** The method (requests and notifications); "" for responses. */
+  method: string;
+  /**
+   * Offset of the first byte after the msgid (requests, responses) or after
+   * the type tag (notifications): the part copied when rewriting the msgid.
+   */
+  tail: number;
+}
+
+/** Creates an {@linkcode Envelope} to pass to {@linkcode readEnvelope}. */
+export function createEnvelope(): Envelope {
+  return { type: 0, msgid: -1, method: "", tail: 0 };
+}
+
+/** The most bytes {@linkcode writeEnvelopeHead} writes. */
+export const MAX_ENVELOPE_HEAD = 11;
+
+const textDecoder = new TextDecoder();
+
+// Scratch register: the readers below return a value and leave the offset
+// after it here, so the hot path allocates no tuples. Always written before read.
+let intEnd = 0;
+
+function readInt(frame: Uint8Array, view: DataView, pos: number): number | undefined {
+  const b = frame[pos];
+  if (b === undefined) return undefined;
+  if (b <= 0x7f) {
+    intEnd = pos + 1;
+    return b;
+  }
+  if (b >= 0xe0) {
+    intEnd = pos + 1;
+    return b - 0x100;
+  }
+  if (pos + 1 >= frame.length) return undefined;
+  switch (b) {
+    case 0xcc:
+      intEnd = pos + 2;
+      return frame[pos + 1];
+    case 0xcd:
+      intEnd = pos + 3;
+      return pos + 3 <= frame.length ? view.getUint16(pos + 1) : undefined;
+    case 0xce:
+      intEnd = pos + 5;
+      return pos + 5 <= frame.length ? view.getUint32(pos + 1) : undefined;
+    case 0xcf: {
+      intEnd = pos + 9;
+      if (pos + 9 > frame.length) return undefined;
+      const v = Number(view.getBigUint64(pos + 1));
+      return Number.isSafeInteger(v) ? v : undefined;
+    }
+    case 0xd0:
+      intEnd = pos + 2;
+      return view.getInt8(pos + 1);
+    case 0xd1:
+      intEnd = pos + 3;
+      return pos + 3 <= frame.length ? view.getInt16(pos + 1) : undefined;
+    case 0xd2:
+      intEnd = pos + 5;
+      return pos + 5 <= frame.length ? view.getInt32(pos + 1) : undefined;
+    case 0xd3: {
+      intEnd = pos + 9;
+      if (pos + 9 > frame.length) return undefined;
+      const v = Number(view.getBigInt64(pos + 1));
+      return Number.isSafeInteger(v) ? v : undefined;
+    }
+  }
+  return undefined;
+}
+
+// Reads a str at pos; sets intEnd to the end of the string.
+function readStr(frame: Uint8Array, view: DataView, pos: number): string | undefined {
+  const b = frame[pos];
+  if (b === undefined) return undefined;
+  let len: number;
+  let start: number;
+  if (b >= 0xa0 && b <= 0xbf) {
+    len = b & 0x1f;
+    start = pos + 1;
+  } else if (b === 0xd9 && pos + 2 <= frame.length) {
+    len = frame[pos + 1]!;
+    start = pos + 2;
+  } else if (b === 0xda && pos + 3 <= frame.length) {
+    len = view.getUint16(pos + 1);
+    start = pos + 3;
+  } else if (b === 0xdb && pos + 5 <= frame.length) {
+    len = view.getUint32(pos + 1);
+    start = pos + 5;
+  } else return undefined;
+  const end = start + len;
+  if (end > frame.length) return undefined;
+  intEnd = end;
+  // Method names are short ASCII: build them without TextDecoder's overhead.
+  if (len <= 32) {
+    let s = "";
+    for (let i = start; i < end; i++) {
+      const c = frame[i]!;
+      if (c >= 0x80) return textDecoder.decode(frame.subarray(start, end));
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+  return textDecoder.decode(frame.subarray(start, end));
+}
+
+function arrayLength(frame: Uint8Array, view: DataView): number {
+  const b = frame[0]!;
+  if (b >= 0x90 && b <= 0x9f) {
+    intEnd = 1;
+    return b & 0x0f;
+  }
+  if (b === 0xdc && frame.length >= 3) {
+    intEnd = 3;
+    return view.getUint16(1);
+  }
+  if (b === 0xdd && frame.length >= 5) {
+    intEnd = 5;
+    return view.getUint32(1);
+  }
+  return -1;
+}
+
+function isArrayAt(frame: Uint8Array, pos: number): boolean {
+  const b = frame[pos];
+  return b !== undefined && ((b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd);
+}
+
+function invalid(message: string, msgid?: number): InvalidMessageError {
+  return new InvalidMessageError(ErrorCode.INVALID_REQUEST, message, msgid);
+}
+
+/**
+ * Reads the envelope of one whole frame into `out`.
+ *
+ * @param frame One whole MessagePack object (from `FrameDecoder.next()`).
+ * @param out Filled in and returned.
+ * @returns `out`.
+ * @throws {InvalidMessageError} `INVALID_REQUEST` (with the msgid when known).
+ */
+export function readEnvelope(frame: Uint8Array, out: Envelope): Envelope {
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  const len = arrayLength(frame, view);
+  if (len < 0) throw invalid("Cannot accept message: not an array");
+  const type = frame[intEnd];
+  const after = intEnd + 1;
+  if (type === REQUEST || type === RESPONSE) {
+    const msgid = readInt(frame, view, after);
+    if (len !== 4) {
+      throw invalid(`Cannot accept message: expected 4 elements, got ${len}`, msgid);
+    }
+    if (msgid === undefined) throw invalid("Cannot accept message: msgid is not an integer");
+    out.type = type;
+    out.msgid = msgid;
+    out.tail = intEnd;
+    if (type === RESPONSE) {
+      out.method = "";
+      return out;
+    }
+    const method = readStr(frame, view, intEnd);
+    if (method === undefined) throw invalid("Cannot accept request: method is not a string", msgid);
+    if (!isArrayAt(frame, intEnd)) {
+      throw invalid("Cannot accept request: params is not an array", msgid);
+    }
+    out.method = method;
+    return out;
+  }
+  if (type === NOTIFICATION) {
+    if (len !== 3) throw invalid(`Cannot accept notification: expected 3 elements, got ${len}`);
+    const method = readStr(frame, view, after);
+    if (method === undefined) throw invalid("Cannot accept notification: method is not a string");
+    if (!isArrayAt(frame, intEnd)) {
+      throw invalid("Cannot accept notification: params is not an array");
+    }
+    out.type = NOTIFICATION;
+    out.msgid = -1;
+    out.method = method;
+    out.tail = after;
+    return out;
+  }
+  throw invalid(`Cannot accept message: unknown type tag ${String(type)}`);
+}
+
+/**
+ * Writes `[type, msgid,` (a 4-element array header, the type tag and the
+ * msgid) at `offset`; followed by a frame's tail it makes the frame with a new
+ * msgid.
+ *
+ * @returns The offset after the written bytes (at most {@linkcode MAX_ENVELOPE_HEAD} later).
+ */
+export function writeEnvelopeHead(
+  buf: Uint8Array,
+  offset: number,
+  type: number,
+  msgid: number,
+): number {
+  buf[offset++] = 0x94;
+  buf[offset++] = type;
+  return writeInt(buf, offset, msgid);
+}
+
+/** Writes an integer in its shortest MessagePack form; returns the new offset. */
+export function writeInt(buf: Uint8Array, offset: number, v: number): number {
+  if (v >= 0) {
+    if (v <= 0x7f) {
+      buf[offset] = v;
+      return offset + 1;
+    }
+    if (v <= 0xff) {
+      buf[offset] = 0xcc;
+      buf[offset + 1] = v;
+      return offset + 2;
+    }
+    if (v <= 0xffff) {
+      buf[offset] = 0xcd;
+      buf[offset + 1] = v >>> 8;
+      buf[offset + 2] = v & 0xff;
+      return offset + 3;
+    }
+    if (v <= 0xffffffff) {
+      buf[offset] = 0xce;
+      buf[offset + 1] = v >>> 24;
+      buf[offset + 2] = (v >>> 16) & 0xff;
+      buf[offset + 3] = (v >>> 8) & 0xff;
+      buf[offset + 4] = v & 0xff;
+      return offset + 5;
+    }
+    buf[offset] = 0xcf;
+    new DataView(buf.buffer, buf.byteOffset).setBigUint64(offset + 1, BigInt(v));
+    return offset + 9;
+  }
+  if (v >= -32) {
+    buf[offset] = v & 0xff;
+    return offset + 1;
+  }
+  buf[offset] = 0xd3;
+  new DataView(buf.buffer, buf.byteOffset).setBigInt64(offset + 1, BigInt(v));
+  return offset + 9;
+}
+
+/**
+ * Reads the msgid of a request from the first bytes of a message, which may be
+ * incomplete (e.g. a message rejected as too large while still arriving).
+ *
+ * @returns The msgid, or undefined when the bytes do not start a request.
+ */
+export function peekRequestMsgid(bytes: Uint8Array): number | undefined {
+  if (bytes.length < 3) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (arrayLength(bytes, view) !== 4 || bytes[intEnd] !== REQUEST) return undefined;
+  return readInt(bytes, view, intEnd + 1);
+}

@@ -1,0 +1,146 @@
+/**
+ * Error codes and the error classes that carry them.
+ *
+ * Every error the proxy reports, locally or on the wire, has a stable string
+ * `code` from {@linkcode ErrorCode}. On the wire an error is the map
+ * `{ code, message, data? }` (see {@linkcode WireError}).
+ *
+ * @module
+ */
+
+/** Stable error codes. Callers match on these, never on messages. */
+export const ErrorCode = {
+  /** The bytes are not MessagePack at all (e.g. the reserved byte 0xc1). */
+  PARSE_ERROR: "PARSE_ERROR",
+  /** Valid MessagePack that is not a MessagePack-RPC message. */
+  INVALID_REQUEST: "INVALID_REQUEST",
+  /** A message larger than the configured maximum message size. */
+  MESSAGE_TOO_LARGE: "MESSAGE_TOO_LARGE",
+  /** No method of that name on the server. */
+  METHOD_NOT_FOUND: "METHOD_NOT_FOUND",
+  /** The method exists but its parameters are wrong. */
+  INVALID_PARAMS: "INVALID_PARAMS",
+  /** A handler threw or rejected; `message` is the handler's message. */
+  HANDLER_ERROR: "HANDLER_ERROR",
+  /** The worker serving the request exited before answering. */
+  WORKER_EXITED: "WORKER_EXITED",
+  /** The request was not answered within its deadline. */
+  TIMEOUT: "TIMEOUT",
+  /** Every worker is busy and the wait queue is full. */
+  QUEUE_FULL: "QUEUE_FULL",
+  /** The request waited in the queue longer than the queue timeout. */
+  QUEUE_TIMEOUT: "QUEUE_TIMEOUT",
+  /** No worker is available (none could be started, or all crash at start). */
+  NO_WORKERS: "NO_WORKERS",
+  /** The server is shutting down and takes no new requests. */
+  SHUTTING_DOWN: "SHUTTING_DOWN",
+  /** The connection closed before the answer arrived (client side). */
+  CONNECTION_CLOSED: "CONNECTION_CLOSED",
+  /** The connection could not be established (client side). */
+  CONNECT_FAILED: "CONNECT_FAILED",
+  /** The operation was cancelled through an `AbortSignal`. */
+  ABORTED: "ABORTED",
+} as const;
+
+/** One of the values of {@linkcode ErrorCode}. */
+export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];
+
+/** An error as it travels in the `error` slot of a MessagePack-RPC response. */
+export interface WireError {
+  /** Stable code, usually one of {@linkcode ErrorCode}; handlers may use their own. */
+  code: string;
+  /** Human-readable description. */
+  message: string;
+  /** Optional details (e.g. a dead worker's last stderr lines). */
+  data?: unknown;
+}
+
+/** Options of {@linkcode ProxyError}. */
+export interface ProxyErrorOptions {
+  /** Details sent along in the wire error's `data`. */
+  data?: unknown;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * An error with a stable {@linkcode ErrorCode}.
+ *
+ * @example Usage
+ * ```ts
+ * import { ErrorCode, ProxyError } from "./errors.ts";
+ * const err = new ProxyError(ErrorCode.TIMEOUT, "Cannot answer: deadline of 5 ms exceeded");
+ * console.log(err.code); // "TIMEOUT"
+ * ```
+ */
+export class ProxyError extends Error {
+  /** The stable error code. */
+  readonly code: string;
+  /** Details for the wire error's `data`, if any. */
+  readonly data: unknown;
+
+  /**
+   * @param code A stable code, usually one of {@linkcode ErrorCode}.
+   * @param message Human-readable description.
+   * @param options Details and cause.
+   */
+  constructor(code: string, message: string, options: ProxyErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ProxyError";
+    this.code = code;
+    this.data = options.data;
+  }
+
+  /** The error as a wire map. */
+  toWire(): WireError {
+    const wire: WireError = { code: this.code, message: this.message };
+    if (this.data !== undefined) wire.data = this.data;
+    return wire;
+  }
+}
+
+/**
+ * An error response received from a remote server. Its `code` and `data` are
+ * the remote's.
+ */
+export class RemoteError extends ProxyError {
+  /**
+   * @param wire The error as received.
+   */
+  constructor(wire: WireError) {
+    super(wire.code, wire.message, wire.data === undefined ? {} : { data: wire.data });
+    this.name = "RemoteError";
+  }
+}
+
+/**
+ * Turns anything found in a response's error slot into a {@linkcode WireError}.
+ * Peers that are not this proxy may send a plain string or another shape.
+ *
+ * @param value The error slot as decoded.
+ * @returns A normalised wire error.
+ */
+export function toWireError(value: unknown): WireError {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    const v = value as Record<string, unknown>;
+    const code = typeof v.code === "string" ? v.code : "REMOTE_ERROR";
+    const message = typeof v.message === "string" ? v.message : JSON.stringify(value);
+    const wire: WireError = { code, message };
+    if (v.data !== undefined) wire.data = v.data;
+    return wire;
+  }
+  return { code: "REMOTE_ERROR", message: typeof value === "string" ? value : String(value) };
+}
+
+/**
+ * Turns any thrown value into a {@linkcode WireError}; a non-{@linkcode ProxyError}
+ * becomes `HANDLER_ERROR` with its message.
+ *
+ * @param err What was thrown.
+ * @returns The wire error to answer with.
+ */
+export function errorToWire(err: unknown): WireError {
+  if (err instanceof ProxyError) return err.toWire();
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: ErrorCode.HANDLER_ERROR, message };
+}

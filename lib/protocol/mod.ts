@@ -1,0 +1,9 @@
+/**
+ * The MessagePack-RPC protocol layer: pure, no I/O.
+ *
+ * @module
+ */
+export * from "./errors.ts";
+export * from "./frame_decoder.ts";
+export * from "./message.ts";
+export * from "./envelope.ts";
