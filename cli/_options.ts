@@ -29,13 +29,24 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 export function duration(bareUnit: "ms" | "s" = "ms"): (v: string) => number {
   return (v) => {
     const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-    if (!m) throw new InvalidArgumentError(`expected a duration such as 500ms, 10s or 2m, got "${v}"`);
+    if (!m) {
+      throw new InvalidArgumentError(`expected a duration such as 500ms, 10s or 2m, got "${v}"`);
+    }
     const unit = m[2] ?? bareUnit;
     return Math.round(Number(m[1]) * DURATION_UNITS[unit]!);
   };
 }
 
-const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+};
 
 /** Parses a size in bytes: `1048576`, `512k`, `8MiB`, `1g`. */
 export function byteSize(v: string): number {
@@ -60,7 +71,8 @@ export function address(v: string): Address {
 /** Adds `--log-level` to a command. */
 export function addLogLevel(cmd: Command, fallback: LogLevel = "info"): Command {
   return cmd.addOption(
-    new Option("--log-level <level>", "least severe log level shown on stderr").choices(LOG_LEVELS).default(fallback),
+    new Option("--log-level <level>", "least severe log level shown on stderr").choices(LOG_LEVELS)
+      .default(fallback),
   );
 }
 
@@ -71,5 +83,10 @@ export async function setUpLogging(opts: { logLevel?: string }): Promise<void> {
 
 /** Adds `--max-message-size` to a command. */
 export function addMaxMessageSize(cmd: Command): Command {
-  return cmd.option("--max-message-size <bytes>", "largest message accepted (e.g. 8MiB)", byteSize, 8 * 1024 * 1024);
+  return cmd.option(
+    "--max-message-size <bytes>",
+    "largest message accepted (e.g. 8MiB)",
+    byteSize,
+    8 * 1024 * 1024,
+  );
 }

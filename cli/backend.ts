@@ -19,11 +19,25 @@ export function backendCommand(): Command {
       "Serve MessagePack-RPC methods on a Unix socket or TCP: a worker of `proxy serve`, or a backend started by hand.",
     )
     .option("--socket <path>", `Unix socket to listen on (default: $${WORKER_SOCKET_ENV})`)
-    .option("--listen <host:port>", "TCP address to listen on instead, e.g. 127.0.0.1:9000", address)
-    .option("--handler <module>", "module whose exported functions become methods (repeatable)", collect, [])
+    .option(
+      "--listen <host:port>",
+      "TCP address to listen on instead, e.g. 127.0.0.1:9000",
+      address,
+    )
+    .option(
+      "--handler <module>",
+      "module whose exported functions become methods (repeatable)",
+      collect,
+      [],
+    )
     .option("--no-test-methods", "do not serve the test methods sleep, fail and crash")
     .option("--parent-watch", "exit when stdin closes (set by the proxy for its workers)", false)
-    .option("--drain-timeout <duration>", "how long requests in flight may finish on shutdown", duration(), 10_000);
+    .option(
+      "--drain-timeout <duration>",
+      "how long requests in flight may finish on shutdown",
+      duration(),
+      10_000,
+    );
   addMaxMessageSize(cmd);
   addLogLevel(cmd);
   return cmd.action(async (opts) => {

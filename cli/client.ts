@@ -7,7 +7,12 @@
 import { Command, InvalidArgumentError } from "commander";
 import { RpcClient } from "../lib/client/rpc_client.ts";
 import { parseArg } from "../lib/client/call_line.ts";
-import { callLines, callOnce, callRepeatedly, type ClientOutput } from "../lib/client/run_client.ts";
+import {
+  callLines,
+  callOnce,
+  callRepeatedly,
+  type ClientOutput,
+} from "../lib/client/run_client.ts";
 import { type Address, parsePort } from "../lib/net/address.ts";
 import { addMaxMessageSize, duration, intIn } from "./_options.ts";
 
@@ -26,9 +31,18 @@ export function clientCommand(): Command {
     .usage("[options] (HOST PORT | unix:PATH) [METHOD [ARG...]]")
     .argument("<target>", "HOST (then PORT) or unix:/path/to.sock")
     .argument("[rest...]", "PORT (for HOST), METHOD, ARGs")
-    .option("--timeout <duration>", "give up on a call (and on connecting) after this long; 0 = never", duration(), 10_000)
+    .option(
+      "--timeout <duration>",
+      "give up on a call (and on connecting) after this long; 0 = never",
+      duration(),
+      10_000,
+    )
     .option("--repeat <n>", "ping-pong METHOD n times, then print count and rate", intIn(1))
-    .option("--loop", "ping-pong METHOD until interrupted (Ctrl-C), then print count and rate", false)
+    .option(
+      "--loop",
+      "ping-pong METHOD until interrupted (Ctrl-C), then print count and rate",
+      false,
+    )
     .option("-q, --quiet", "with --repeat/--loop: print only the summary", false)
     .addHelpText(
       "after",
@@ -48,7 +62,11 @@ Examples:
       const port = rest.shift();
       if (port === undefined) throw new InvalidArgumentError("missing PORT after HOST");
       try {
-        addr = { transport: "tcp", hostname: target.replace(/^\[(.*)\]$/, "$1"), port: parsePort(port) };
+        addr = {
+          transport: "tcp",
+          hostname: target.replace(/^\[(.*)\]$/, "$1"),
+          port: parsePort(port),
+        };
       } catch (err) {
         throw new InvalidArgumentError((err as Error).message);
       }
@@ -72,14 +90,21 @@ async function runClient(
 ): Promise<number> {
   let client: RpcClient;
   try {
-    client = await RpcClient.connect(addr, { connectTimeout: opts.timeout, maxMessageSize: opts.maxMessageSize });
+    client = await RpcClient.connect(addr, {
+      connectTimeout: opts.timeout,
+      maxMessageSize: opts.maxMessageSize,
+    });
   } catch (err) {
     io.err(`proxy client: ${(err as Error).message}`);
     return (err as { code?: string }).code === "TIMEOUT" ? EXIT_TIMEOUT : EXIT_CONNECTION;
   }
   try {
     if (method === undefined) {
-      return await callLines(client, { prompt: Deno.stdin.isTerminal(), timeout: opts.timeout }, io);
+      return await callLines(
+        client,
+        { prompt: Deno.stdin.isTerminal(), timeout: opts.timeout },
+        io,
+      );
     }
     if (opts.repeat !== undefined || opts.loop) {
       const stop = new AbortController();

@@ -15,7 +15,9 @@ export const EXIT_USAGE = 2;
 /** Builds the program with all its subcommands. */
 export function buildProgram(): Command {
   const program = new Command("proxy")
-    .description("A process-isolating MessagePack-RPC proxy: spreads requests over worker processes it supervises.")
+    .description(
+      "A process-isolating MessagePack-RPC proxy: spreads requests over worker processes it supervises.",
+    )
     .version(denoJson.version, "-V, --version")
     .showHelpAfterError("(add --help for usage)");
   for (const cmd of [backendCommand(), clientCommand()]) program.addCommand(cmd);
@@ -38,7 +40,10 @@ export async function main(args: string[]): Promise<number> {
     return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.code === "commander.help") {
+      if (
+        err.code === "commander.helpDisplayed" || err.code === "commander.version" ||
+        err.code === "commander.help"
+      ) {
         return 0;
       }
       // commander already printed the message for its own parse errors.

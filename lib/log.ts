@@ -5,7 +5,13 @@
  * @module
  */
 
-import { configure, getLogger as logtapeLogger, getTextFormatter, type Logger, reset } from "@logtape/logtape";
+import {
+  configure,
+  getLogger as logtapeLogger,
+  getTextFormatter,
+  type Logger,
+  reset,
+} from "@logtape/logtape";
 
 /** Log levels accepted by `--log-level`. */
 export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;

@@ -100,7 +100,9 @@ export class BackendServer {
     let pending = 0; // answers owed on this connection
     let eof = false;
     const conn: FrameConnection = new FrameConnection(raw, {
-      ...(this.#options.maxMessageSize === undefined ? {} : { maxMessageSize: this.#options.maxMessageSize }),
+      ...(this.#options.maxMessageSize === undefined
+        ? {}
+        : { maxMessageSize: this.#options.maxMessageSize }),
       onFrame: (frame) => {
         let msg: Message;
         try {
@@ -118,7 +120,11 @@ export class BackendServer {
             this.#requests++;
             this.#inFlight--;
             pending--;
-            conn.write(answer.error ? encodeError(msg.msgid, answer.error) : encodeResult(msg.msgid, answer.result));
+            conn.write(
+              answer.error
+                ? encodeError(msg.msgid, answer.error)
+                : encodeResult(msg.msgid, answer.result),
+            );
             if (eof && pending === 0) void conn.end();
             if (this.#inFlight === 0) this.#notifyIdle();
           });
@@ -146,10 +152,13 @@ export class BackendServer {
     method: string,
     params: unknown[],
   ): Promise<{ error?: ReturnType<typeof errorToWire>; result?: unknown }> {
-    const fn = Object.hasOwn(this.#options.methods, method) ? this.#options.methods[method] : undefined;
+    const fn = Object.hasOwn(this.#options.methods, method)
+      ? this.#options.methods[method]
+      : undefined;
     if (!fn) {
       return {
-        error: new ProxyError(ErrorCode.METHOD_NOT_FOUND, `Cannot call ${method}: no such method`).toWire(),
+        error: new ProxyError(ErrorCode.METHOD_NOT_FOUND, `Cannot call ${method}: no such method`)
+          .toWire(),
       };
     }
     try {

@@ -50,12 +50,18 @@ export function builtinMethods(options: BuiltinMethodsOptions): Methods {
   if (options.testMethods ?? true) {
     methods.sleep = (ms: unknown) => {
       if (typeof ms !== "number" || !(ms >= 0) || ms > MAX_SLEEP_MS) {
-        throw new ProxyError(ErrorCode.INVALID_PARAMS, `Cannot sleep: ms must be a number from 0 to ${MAX_SLEEP_MS}`);
+        throw new ProxyError(
+          ErrorCode.INVALID_PARAMS,
+          `Cannot sleep: ms must be a number from 0 to ${MAX_SLEEP_MS}`,
+        );
       }
       return new Promise((resolve) => setTimeout(() => resolve(null), ms));
     };
     methods.fail = (message: unknown) => {
-      throw new ProxyError(ErrorCode.HANDLER_ERROR, typeof message === "string" ? message : "fail() called");
+      throw new ProxyError(
+        ErrorCode.HANDLER_ERROR,
+        typeof message === "string" ? message : "fail() called",
+      );
     };
     methods.crash = () => {
       (options.exit ?? Deno.exit)(70);

@@ -51,7 +51,8 @@ export async function runBackend(options: RunBackendOptions): Promise<void> {
     onShutdownRequest: () => stop("shutdown notification"),
   });
   const bound = await server.listen();
-  log.info("Backend {pid} listening on {address}", { pid: Deno.pid, address: formatAddress(bound) });
+  // A fixed, unquoted line: scripts and tests wait for "listening on ADDRESS".
+  log.info(`Backend ${Deno.pid} listening on ${formatAddress(bound)}`);
   options.onListening?.(bound);
 
   const onSignal = () => stop("signal");

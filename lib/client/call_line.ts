@@ -57,7 +57,9 @@ export function splitLine(line: string): string[] {
         }
       } else if (depth === 0 && /\s/.test(c)) break;
     }
-    if (inString || depth > 0) throw new SyntaxError(`Cannot parse line: unterminated ${inString ? "string" : "bracket"}`);
+    if (inString || depth > 0) {
+      throw new SyntaxError(`Cannot parse line: unterminated ${inString ? "string" : "bracket"}`);
+    }
     words.push(line.slice(start, i));
   }
   return words;

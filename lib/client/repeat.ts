@@ -40,7 +40,10 @@ export interface RepeatSummary {
 /**
  * Calls `method` repeatedly, one after the other.
  */
-export async function repeatCalls(client: RpcClient, options: RepeatOptions): Promise<RepeatSummary> {
+export async function repeatCalls(
+  client: RpcClient,
+  options: RepeatOptions,
+): Promise<RepeatSummary> {
   const start = performance.now();
   let ok = 0;
   let failed = 0;

@@ -90,7 +90,10 @@ export class RpcClient {
    * @param options Limits and cancellation.
    * @throws {ProxyError} `CONNECT_FAILED` (with the OS error as cause), or `TIMEOUT`.
    */
-  static async connect(address: string | Address, options: RpcClientOptions = {}): Promise<RpcClient> {
+  static async connect(
+    address: string | Address,
+    options: RpcClientOptions = {},
+  ): Promise<RpcClient> {
     const addr = typeof address === "string" ? parseAddress(address) : address;
     const timeout = options.connectTimeout ?? 0;
     const where = addr.transport === "unix" ? addr.path : `${addr.hostname}:${addr.port}`;
@@ -100,11 +103,18 @@ export class RpcClient {
     const lost = new Promise<never>((_, reject) => {
       if (timeout > 0) {
         timer = setTimeout(
-          () => reject(new ProxyError(ErrorCode.TIMEOUT, `Cannot connect to ${where}: no answer in ${timeout} ms`)),
+          () =>
+            reject(
+              new ProxyError(
+                ErrorCode.TIMEOUT,
+                `Cannot connect to ${where}: no answer in ${timeout} ms`,
+              ),
+            ),
           timeout,
         );
       }
-      onAbort = () => reject(new ProxyError(ErrorCode.ABORTED, `Cannot connect to ${where}: aborted`));
+      onAbort = () =>
+        reject(new ProxyError(ErrorCode.ABORTED, `Cannot connect to ${where}: aborted`));
       if (options.signal?.aborted) onAbort();
       options.signal?.addEventListener("abort", onAbort, { once: true });
     });
@@ -115,7 +125,9 @@ export class RpcClient {
       attempt.then((conn) => conn.close(), () => {}); // a connection that lost the race
       if (err instanceof ProxyError) throw err;
       const reason = err instanceof Error ? err.message : String(err);
-      throw new ProxyError(ErrorCode.CONNECT_FAILED, `Cannot connect to ${where}: ${reason}`, { cause: err });
+      throw new ProxyError(ErrorCode.CONNECT_FAILED, `Cannot connect to ${where}: ${reason}`, {
+        cause: err,
+      });
     } finally {
       clearTimeout(timer);
       if (onAbort) options.signal?.removeEventListener("abort", onAbort);
@@ -145,7 +157,9 @@ export class RpcClient {
    */
   call(method: string, params: unknown[] = [], options: CallOptions = {}): Promise<unknown> {
     if (this.#closed) {
-      return Promise.reject(new ProxyError(ErrorCode.CONNECTION_CLOSED, `Cannot call ${method}: connection closed`));
+      return Promise.reject(
+        new ProxyError(ErrorCode.CONNECTION_CLOSED, `Cannot call ${method}: connection closed`),
+      );
     }
     if (options.signal?.aborted) {
       return Promise.reject(new ProxyError(ErrorCode.ABORTED, `Cannot call ${method}: aborted`));
@@ -167,7 +181,12 @@ export class RpcClient {
           timer = setTimeout(() => {
             this.#pending.delete(msgid);
             pending.cleanup?.();
-            reject(new ProxyError(ErrorCode.TIMEOUT, `Cannot call ${method}: no answer in ${timeout} ms`));
+            reject(
+              new ProxyError(
+                ErrorCode.TIMEOUT,
+                `Cannot call ${method}: no answer in ${timeout} ms`,
+              ),
+            );
           }, timeout);
         }
         signal?.addEventListener("abort", onAbort, { once: true });
@@ -184,7 +203,10 @@ export class RpcClient {
   /** Sends a notification (no answer). */
   notify(method: string, params: unknown[] = []): void {
     if (this.#closed) {
-      throw new ProxyError(ErrorCode.CONNECTION_CLOSED, `Cannot notify ${method}: connection closed`);
+      throw new ProxyError(
+        ErrorCode.CONNECTION_CLOSED,
+        `Cannot notify ${method}: connection closed`,
+      );
     }
     this.#conn.write(encodeNotification(method, params));
   }
@@ -208,8 +230,9 @@ export class RpcClient {
     if (!pending) return; // timed out or aborted already
     this.#pending.delete(msg.msgid);
     pending.cleanup?.();
-    if (msg.error !== null && msg.error !== undefined) pending.reject(new RemoteError(toWireError(msg.error)));
-    else pending.resolve(msg.result);
+    if (msg.error !== null && msg.error !== undefined) {
+      pending.reject(new RemoteError(toWireError(msg.error)));
+    } else pending.resolve(msg.result);
   }
 
   #failAll(err: ProxyError): void {
@@ -222,7 +245,9 @@ export class RpcClient {
 
   #onClose(): void {
     this.#closed = true;
-    this.#failAll(new ProxyError(ErrorCode.CONNECTION_CLOSED, "Cannot get answer: connection closed"));
+    this.#failAll(
+      new ProxyError(ErrorCode.CONNECTION_CLOSED, "Cannot get answer: connection closed"),
+    );
   }
 
   /** Waits for queued requests to be written, then closes. Idempotent. */

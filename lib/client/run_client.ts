@@ -76,9 +76,9 @@ export async function callRepeatedly(
     ...(options.quiet ? {} : { onResult: (r: unknown) => io.out(formatResult(r)) }),
   });
   io.err(
-    `${summary.ok + summary.failed} calls (${summary.failed} failed) in ${summary.seconds.toFixed(3)} s: ${
-      summary.rate.toFixed(0)
-    } calls/s`,
+    `${summary.ok + summary.failed} calls (${summary.failed} failed) in ${
+      summary.seconds.toFixed(3)
+    } s: ${summary.rate.toFixed(0)} calls/s`,
   );
   if (summary.firstError !== undefined) io.err(`first error: ${describeError(summary.firstError)}`);
   return summary;
@@ -109,7 +109,12 @@ export async function callLines(
     for await (const line of rl) {
       try {
         const call = parseCallLine(line);
-        if (call) status = Math.max(status, await callOnce(client, call.method, call.params, io, options.timeout));
+        if (call) {
+          status = Math.max(
+            status,
+            await callOnce(client, call.method, call.params, io, options.timeout),
+          );
+        }
       } catch (err) {
         if (isTransportError(err)) throw err;
         io.err(describeError(err));

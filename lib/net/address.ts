@@ -29,7 +29,9 @@ export function parseAddress(text: string): Address {
     return { transport: "unix", path };
   }
   const colon = text.lastIndexOf(":");
-  if (colon <= 0) throw new TypeError(`Cannot parse address "${text}": expected HOST:PORT or unix:/path`);
+  if (colon <= 0) {
+    throw new TypeError(`Cannot parse address "${text}": expected HOST:PORT or unix:/path`);
+  }
   let hostname = text.slice(0, colon);
   if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
   return { transport: "tcp", hostname, port: parsePort(text.slice(colon + 1)) };

@@ -47,15 +47,19 @@ export type Message = RequestMessage | ResponseMessage | NotificationMessage;
 
 // useRecords:false keeps output plain MessagePack any peer can read;
 // int64AsType:"number" gives numbers, not BigInt, for 64-bit integers.
-const packr = new Packr({ useRecords: false, int64AsType: "number" } as ConstructorParameters<
-  typeof Packr
->[0]);
-const unpackr = new Unpackr({
-  useRecords: false,
-  int64AsType: "number",
-  mapsAsObjects: true,
-  copyBuffers: true, // decoded bin values must not alias the reused read buffer
-} as ConstructorParameters<typeof Unpackr>[0]);
+const packr = new Packr(
+  { useRecords: false, int64AsType: "number" } as ConstructorParameters<
+    typeof Packr
+  >[0],
+);
+const unpackr = new Unpackr(
+  {
+    useRecords: false,
+    int64AsType: "number",
+    mapsAsObjects: true,
+    copyBuffers: true, // decoded bin values must not alias the reused read buffer
+  } as ConstructorParameters<typeof Unpackr>[0],
+);
 
 /** Encodes any value as MessagePack. */
 export function encodeValue(value: unknown): Uint8Array {
@@ -144,13 +148,24 @@ export function validateMessage(value: unknown): Message {
       );
     }
     if (msgid === undefined) {
-      throw new InvalidMessageError(ErrorCode.INVALID_REQUEST, "Cannot accept request: msgid is not an integer");
+      throw new InvalidMessageError(
+        ErrorCode.INVALID_REQUEST,
+        "Cannot accept request: msgid is not an integer",
+      );
     }
     if (typeof value[2] !== "string") {
-      throw new InvalidMessageError(ErrorCode.INVALID_REQUEST, "Cannot accept request: method is not a string", msgid);
+      throw new InvalidMessageError(
+        ErrorCode.INVALID_REQUEST,
+        "Cannot accept request: method is not a string",
+        msgid,
+      );
     }
     if (!Array.isArray(value[3])) {
-      throw new InvalidMessageError(ErrorCode.INVALID_REQUEST, "Cannot accept request: params is not an array", msgid);
+      throw new InvalidMessageError(
+        ErrorCode.INVALID_REQUEST,
+        "Cannot accept request: params is not an array",
+        msgid,
+      );
     }
     return { type: REQUEST, msgid, method: value[2], params: value[3] };
   }
@@ -162,7 +177,10 @@ export function validateMessage(value: unknown): Message {
       );
     }
     if (!isMsgid(value[1])) {
-      throw new InvalidMessageError(ErrorCode.INVALID_REQUEST, "Cannot accept response: msgid is not an integer");
+      throw new InvalidMessageError(
+        ErrorCode.INVALID_REQUEST,
+        "Cannot accept response: msgid is not an integer",
+      );
     }
     return { type: RESPONSE, msgid: value[1], error: value[2], result: value[3] };
   }
@@ -174,14 +192,23 @@ export function validateMessage(value: unknown): Message {
       );
     }
     if (typeof value[1] !== "string") {
-      throw new InvalidMessageError(ErrorCode.INVALID_REQUEST, "Cannot accept notification: method is not a string");
+      throw new InvalidMessageError(
+        ErrorCode.INVALID_REQUEST,
+        "Cannot accept notification: method is not a string",
+      );
     }
     if (!Array.isArray(value[2])) {
-      throw new InvalidMessageError(ErrorCode.INVALID_REQUEST, "Cannot accept notification: params is not an array");
+      throw new InvalidMessageError(
+        ErrorCode.INVALID_REQUEST,
+        "Cannot accept notification: params is not an array",
+      );
     }
     return { type: NOTIFICATION, method: value[1], params: value[2] };
   }
-  throw new InvalidMessageError(ErrorCode.INVALID_REQUEST, `Cannot accept message: unknown type tag ${String(type)}`);
+  throw new InvalidMessageError(
+    ErrorCode.INVALID_REQUEST,
+    `Cannot accept message: unknown type tag ${String(type)}`,
+  );
 }
 
 /**
