@@ -12,7 +12,7 @@ import {
   encodeResult,
   ErrorCode,
   errorToWire,
-  InvalidMessageError,
+  type InvalidMessageError,
   type Message,
   NOTIFICATION,
   peekRequestMsgid,
