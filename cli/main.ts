@@ -8,6 +8,7 @@ import { Command, CommanderError } from "commander";
 import denoJson from "../deno.json" with { type: "json" };
 import { backendCommand } from "./backend.ts";
 import { clientCommand } from "./client.ts";
+import { serveCommand } from "./serve.ts";
 
 /** Exit code of a usage error (unknown option, bad value, missing argument). */
 export const EXIT_USAGE = 2;
@@ -20,7 +21,7 @@ export function buildProgram(): Command {
     )
     .version(denoJson.version, "-V, --version")
     .showHelpAfterError("(add --help for usage)");
-  for (const cmd of [backendCommand(), clientCommand()]) program.addCommand(cmd);
+  for (const cmd of [serveCommand(), backendCommand(), clientCommand()]) program.addCommand(cmd);
   // Every command reports usage errors by throwing, so main() picks the exit code.
   const apply = (cmd: Command) => {
     cmd.exitOverride().showHelpAfterError("(add --help for usage)");

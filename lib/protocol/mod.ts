@@ -7,3 +7,4 @@ export * from "./errors.ts";
 export * from "./frame_decoder.ts";
 export * from "./message.ts";
 export * from "./envelope.ts";
+export * from "./legacy_frame.ts";

@@ -1,0 +1,6 @@
+/**
+ * Worker selection strategies.
+ *
+ * @module
+ */
+export * from "./least_in_flight.ts";

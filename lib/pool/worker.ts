@@ -1,0 +1,301 @@
+/**
+ * One worker: a process, the proxy's connection to it, and the requests it
+ * has in flight.
+ *
+ * @module
+ */
+
+import { connect } from "../net/address.ts";
+import { FrameConnection } from "../net/frame_connection.ts";
+import {
+  createEnvelope,
+  encodeNotification,
+  encodeRequest,
+  ErrorCode,
+  ProxyError,
+  readEnvelope,
+  REQUEST,
+  type WireError,
+} from "../protocol/mod.ts";
+import type { Call, Requester } from "./call.ts";
+import type { CommandLine } from "./worker_command.ts";
+import { type ExitStatus, spawnWorkerProcess, type SpawnFn, type WorkerProcessHandle } from "./worker_process.ts";
+
+/** Where a worker is in its life. */
+export type WorkerState = "starting" | "ready" | "draining" | "exited";
+
+/** Options of {@linkcode Worker}. */
+export interface WorkerOptions {
+  /** The pool's number for this worker (stable across its replacements). */
+  id: number;
+  /** Socket path the worker listens on. */
+  socket: string;
+  /** How to start it. */
+  commandLine: CommandLine;
+  /** Milliseconds it may take to get ready. @default {10000} */
+  startTimeout?: number;
+  /** Largest message accepted from it. @default {8388608} */
+  maxMessageSize?: number;
+  /** Starts the process. @default {spawnWorkerProcess} */
+  spawn?: SpawnFn;
+  /** Connects to its socket. @default {connect} */
+  connect?: (path: string) => Promise<Deno.Conn>;
+  /** Each line the process prints. */
+  onOutput?: (worker: Worker, line: string) => void;
+  /** After each answer, when it may take more work. */
+  onAnswer?: (worker: Worker) => void;
+  /** When it stops taking new work (draining), before it exits. */
+  onDrain?: (worker: Worker) => void;
+  /** Once, when the process has exited (after its calls were failed). */
+  onExit?: (worker: Worker, status: ExitStatus) => void;
+}
+
+const envelope = createEnvelope();
+
+/**
+ * A worker process and its connection. Requests go in with
+ * {@linkcode Worker.send}; answers go back to each call's requester.
+ */
+export class Worker {
+  /** The pool's number for this worker. */
+  readonly id: number;
+  /** The socket it listens on. */
+  readonly socket: string;
+  /** Requests answered. */
+  served = 0;
+  /** Wall-clock start time (ms since epoch). */
+  readonly startedAt = Date.now();
+  #state: WorkerState = "starting";
+  #process: WorkerProcessHandle | null = null;
+  #conn: FrameConnection | null = null;
+  readonly #pending = new Map<number, Call>();
+  #nextId = 0;
+  #exitStatus: ExitStatus | null = null;
+  #exited: Promise<ExitStatus> | null = null;
+  #killReason: string | null = null;
+  readonly #options: WorkerOptions;
+
+  /** @param options What to start and whom to tell. */
+  constructor(options: WorkerOptions) {
+    this.id = options.id;
+    this.socket = options.socket;
+    this.#options = options;
+  }
+
+  /** Its state. */
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  /** Its pid, once spawned. */
+  get pid(): number | null {
+    return this.#process?.pid ?? null;
+  }
+
+  /** Requests sent and not yet answered. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** How it exited, once it has. */
+  get exitStatus(): ExitStatus | null {
+    return this.#exitStatus;
+  }
+
+  /** Its last lines of output. */
+  lastLines(): string[] {
+    return this.#process?.lastLines() ?? [];
+  }
+
+  /** Resolves when the process has exited. */
+  get exited(): Promise<ExitStatus> {
+    return this.#exited ?? Promise.resolve({ code: 0, signal: null });
+  }
+
+  /**
+   * Spawns the process and waits until its socket accepts and it answers
+   * `ping`. On failure the process is killed.
+   *
+   * @throws {ProxyError} `NO_WORKERS` with the worker's last output in `data`.
+   */
+  async start(): Promise<void> {
+    const spawn = this.#options.spawn ?? spawnWorkerProcess;
+    try {
+      this.#process = spawn(this.#options.commandLine, (line) => this.#options.onOutput?.(this, line));
+    } catch (err) {
+      this.#state = "exited";
+      this.#exitStatus = { code: 127, signal: null };
+      const what = err instanceof Deno.errors.NotFound
+        ? `command not found: ${this.#options.commandLine.cmd}`
+        : (err as Error).message;
+      throw new ProxyError(ErrorCode.NO_WORKERS, `Cannot start worker ${this.id}: ${what}`, { cause: err });
+    }
+    this.#exited = this.#process.status.then((status) => {
+      this.#onExit(status);
+      return status;
+    });
+    const timeout = this.#options.startTimeout ?? 10_000;
+    const deadline = performance.now() + timeout;
+    try {
+      const conn = await this.#connectUntil(deadline);
+      this.#attach(conn);
+      await this.#ping(deadline);
+      if (this.#state === "starting") this.#state = "ready";
+    } catch (err) {
+      this.kill("did not get ready");
+      await this.#exited;
+      const status = this.#exitStatus;
+      const why = status && this.#killReason === null
+        ? `exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""} while starting`
+        : err instanceof ProxyError && err.code === ErrorCode.TIMEOUT
+        ? `not ready within ${timeout} ms`
+        : (err as Error).message;
+      throw new ProxyError(ErrorCode.NO_WORKERS, `Cannot start worker ${this.id}: ${why}`, {
+        data: { pid: this.pid, stderr: this.lastLines() },
+        cause: err,
+      });
+    }
+  }
+
+  async #connectUntil(deadline: number): Promise<Deno.Conn> {
+    const connectFn = this.#options.connect ?? ((path: string) => connect({ transport: "unix", path }));
+    let wait = 2;
+    while (true) {
+      if (this.#exitStatus) throw new Error("exited while starting");
+      try {
+        return await connectFn(this.socket);
+      } catch {
+        // not listening yet
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) throw new ProxyError(ErrorCode.TIMEOUT, "not ready in time");
+      await Promise.race([new Promise((r) => setTimeout(r, Math.min(wait, left))), this.#exited]);
+      wait = Math.min(wait * 2, 50);
+    }
+  }
+
+  #attach(raw: Deno.Conn): void {
+    const conn = new FrameConnection(raw, {
+      ...(this.#options.maxMessageSize === undefined ? {} : { maxMessageSize: this.#options.maxMessageSize }),
+      onFrame: (frame) => this.#onFrame(frame),
+      onProtocolError: (err) => this.kill(`sent an invalid stream: ${err.message}`),
+      onClose: () => {
+        // A dying worker drops the connection just before its exit is seen;
+        // one that drops it and lives on cannot be reached: kill it.
+        if (this.#state === "exited") return;
+        this.drain();
+        setTimeout(() => this.kill("closed its connection"), 500);
+      },
+    });
+    this.#conn = conn;
+    conn.run().catch(() => conn.close());
+  }
+
+  #ping(deadline: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new ProxyError(ErrorCode.TIMEOUT, "no answer to ping")),
+        Math.max(0, deadline - performance.now()),
+      );
+      const requester: Requester = {
+        closed: false,
+        deliver: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        // Any answer, even an error, shows the worker speaks the protocol.
+        fail: (_msgid, error) => {
+          clearTimeout(timer);
+          if (error.code === ErrorCode.WORKER_EXITED) reject(new Error("exited while starting"));
+          else resolve();
+        },
+      };
+      const id = this.#take({ requester, msgid: 0, method: "ping" });
+      this.#conn!.write(encodeRequest(id, "ping", []));
+    });
+  }
+
+  #take(call: Call): number {
+    const id = this.#nextId;
+    this.#nextId = (id + 1) >>> 0;
+    this.#pending.set(id, call);
+    return id;
+  }
+
+  /**
+   * Forwards a request frame (`frame` from offset `tail` on, after the
+   * client's msgid) under a msgid of our own. Hot path.
+   */
+  send(call: Call, frame: Uint8Array, tail: number): void {
+    const id = this.#take(call);
+    this.#conn!.writeWithMsgid(REQUEST, id, frame, tail);
+  }
+
+  /** Forwards a notification frame as it is. */
+  notify(frame: Uint8Array): void {
+    this.#conn?.write(frame);
+  }
+
+  #onFrame(frame: Uint8Array): void {
+    try {
+      readEnvelope(frame, envelope);
+    } catch (err) {
+      this.kill(`sent an invalid message: ${(err as Error).message}`);
+      return;
+    }
+    if (envelope.type !== 1) return; // workers only answer
+    const call = this.#pending.get(envelope.msgid);
+    if (call === undefined) return; // e.g. cancelled
+    this.#pending.delete(envelope.msgid);
+    this.served++;
+    if (!call.requester.closed) call.requester.deliver(call.msgid, frame, envelope.tail);
+    this.#options.onAnswer?.(this);
+  }
+
+  /** Stops giving it new work; it keeps answering what it has. */
+  drain(): void {
+    if (this.#state === "starting" || this.#state === "ready") {
+      this.#state = "draining";
+      this.#options.onDrain?.(this);
+    }
+  }
+
+  /**
+   * Asks it to stop: a `shutdown` notification, then stdin closed. It
+   * finishes what it has in flight.
+   */
+  shutdown(): void {
+    this.drain();
+    this.#conn?.write(encodeNotification("shutdown", []));
+    this.#process?.closeStdin();
+  }
+
+  /** Kills it with SIGKILL; its calls fail with `WORKER_EXITED`. */
+  kill(reason: string): void {
+    if (this.#state === "exited") return;
+    this.#killReason ??= reason;
+    this.#process?.kill("SIGKILL");
+  }
+
+  /** Why it was killed by the proxy, if it was. */
+  get killReason(): string | null {
+    return this.#killReason;
+  }
+
+  #onExit(status: ExitStatus): void {
+    this.#state = "exited";
+    this.#exitStatus = status;
+    this.#conn?.close();
+    const error: WireError = {
+      code: ErrorCode.WORKER_EXITED,
+      message: `Cannot answer: worker ${this.id} (pid ${this.pid}) exited${
+        status.signal ? ` on ${status.signal}` : ` with code ${status.code}`
+      }${this.#killReason ? ` (${this.#killReason})` : ""}`,
+      data: { worker: this.id, pid: this.pid, code: status.code, signal: status.signal },
+    };
+    const calls = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of calls) if (!call.requester.closed) call.requester.fail(call.msgid, error);
+    this.#options.onExit?.(this, status);
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The front of the proxy: accepts MessagePack-RPC clients and hands each
+ * request to the worker pool; answers `proxy.*` methods itself.
+ *
+ * @module
+ */
+
+import { type Address, formatAddress, listen, listenerAddress } from "../net/address.ts";
+import { FrameConnection } from "../net/frame_connection.ts";
+import {
+  createEnvelope,
+  decodeMessage,
+  encodeError,
+  encodeResult,
+  ErrorCode,
+  InvalidMessageError,
+  NOTIFICATION,
+  peekRequestMsgid,
+  readEnvelope,
+  REQUEST,
+} from "../protocol/mod.ts";
+import type { PoolStats, WorkerPool } from "../pool/worker_pool.ts";
+import { ClientSession } from "./client_session.ts";
+
+/** Method names starting with this are answered by the proxy, never forwarded. */
+export const PROXY_METHOD_PREFIX = "proxy.";
+
+/** Options of {@linkcode ProxyServer}. */
+export interface ProxyServerOptions {
+  /** Where to listen. */
+  address: Address;
+  /** The workers. */
+  pool: WorkerPool;
+  /** Largest message accepted from a client. @default {8388608} */
+  maxMessageSize?: number;
+  /** Client connections held at once; more are refused. @default {10000} */
+  maxConnections?: number;
+}
+
+/** What `proxy.stats` answers. */
+export interface ProxyStats extends PoolStats {
+  pid: number;
+  uptime_s: number;
+  connections: { open: number; total: number; refused: number };
+}
+
+const envelope = createEnvelope();
+
+/**
+ * Listens for clients and routes their requests to the pool.
+ */
+export class ProxyServer {
+  readonly #options: ProxyServerOptions;
+  readonly #pool: WorkerPool;
+  #listener: Deno.Listener | null = null;
+  readonly #sessions = new Set<ClientSession>();
+  readonly #conns = new Set<FrameConnection>();
+  #draining = false;
+  #closing: Promise<void> | null = null;
+  #nextSession = 1;
+  #refused = 0;
+  readonly #started = performance.now();
+
+  /** @param options Address, pool and limits. */
+  constructor(options: ProxyServerOptions) {
+    this.#options = options;
+    this.#pool = options.pool;
+  }
+
+  /**
+   * Binds the listening socket (without accepting yet), so a taken port is
+   * reported before any worker starts.
+   *
+   * @returns The bound address.
+   * @throws {Deno.errors.AddrInUse} When the address is taken.
+   */
+  bind(): Address {
+    this.#listener = listen(this.#options.address);
+    return listenerAddress(this.#listener);
+  }
+
+  /** Starts accepting clients (after {@linkcode ProxyServer.bind}). */
+  serve(): void {
+    const listener = this.#listener;
+    if (!listener) throw new Error("Cannot serve: bind() first");
+    void this.#accept(listener);
+  }
+
+  /** The bound address, as text. */
+  get address(): string {
+    return this.#listener ? formatAddress(listenerAddress(this.#listener)) : "";
+  }
+
+  async #accept(listener: Deno.Listener): Promise<void> {
+    const max = this.#options.maxConnections ?? 10_000;
+    try {
+      for await (const raw of listener) {
+        if (this.#draining || this.#conns.size >= max) {
+          this.#refused++;
+          raw.close();
+          continue;
+        }
+        if (raw.localAddr.transport === "tcp") (raw as Deno.TcpConn).setNoDelay(true);
+        this.#serveClient(raw);
+      }
+    } catch {
+      // listener closed
+    }
+  }
+
+  #serveClient(raw: Deno.Conn): void {
+    const session = new ClientSession(this.#nextSession++);
+    const pool = this.#pool;
+    const conn = new FrameConnection(raw, {
+      ...(this.#options.maxMessageSize === undefined ? {} : { maxMessageSize: this.#options.maxMessageSize }),
+      onFrame: (frame) => {
+        try {
+          readEnvelope(frame, envelope);
+        } catch (err) {
+          const e = err as InvalidMessageError;
+          if (e.msgid !== undefined) conn.write(encodeError(e.msgid, e.toWire()));
+          void conn.end();
+          return;
+        }
+        if (envelope.type === REQUEST) {
+          session.expect();
+          if (envelope.method.startsWith(PROXY_METHOD_PREFIX)) this.#answerLocally(session, frame);
+          else if (this.#draining) {
+            session.fail(envelope.msgid, {
+              code: ErrorCode.SHUTTING_DOWN,
+              message: "Cannot forward request: the proxy is shutting down",
+            });
+          } else pool.submit(session, envelope.msgid, envelope.method, frame, envelope.tail);
+        } else if (envelope.type === NOTIFICATION && !this.#draining) {
+          pool.notify(session, envelope.method, frame);
+        }
+      },
+      onProtocolError: (err, partial) => {
+        const msgid = peekRequestMsgid(partial);
+        if (msgid !== undefined) conn.write(encodeError(msgid, err.toWire()));
+      },
+      onEof: () => session.onEof(),
+      onClose: () => {
+        this.#sessions.delete(session);
+        this.#conns.delete(conn);
+        pool.forget(session);
+      },
+    });
+    session.attach(conn);
+    this.#sessions.add(session);
+    this.#conns.add(conn);
+    conn.run().catch(() => conn.close());
+  }
+
+  #answerLocally(session: ClientSession, frame: Uint8Array): void {
+    const msg = decodeMessage(frame);
+    if (msg.type !== REQUEST) return;
+    switch (msg.method) {
+      case "proxy.stats":
+        session.reply(encodeResult(msg.msgid, this.stats()));
+        return;
+      default:
+        session.fail(msg.msgid, {
+          code: ErrorCode.METHOD_NOT_FOUND,
+          message: `Cannot call ${msg.method}: no such proxy method (the "proxy." prefix is reserved)`,
+        });
+    }
+  }
+
+  /** The proxy's state. */
+  stats(): ProxyStats {
+    return {
+      pid: Deno.pid,
+      uptime_s: Math.round((performance.now() - this.#started) / 10) / 100,
+      connections: { open: this.#conns.size, total: this.#nextSession - 1, refused: this.#refused },
+      ...this.#pool.stats(),
+    };
+  }
+
+  /**
+   * Graceful stop: stops accepting, refuses new requests with
+   * `SHUTTING_DOWN`, waits up to `drainTimeout` ms for requests in flight,
+   * writes out their answers, closes clients, then stops the workers
+   * (SIGKILL after `graceMs`). Idempotent.
+   */
+  close(options: { drainTimeout?: number; graceMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#close(options);
+    return this.#closing;
+  }
+
+  async #close(options: { drainTimeout?: number; graceMs?: number }): Promise<void> {
+    this.#draining = true;
+    try {
+      this.#listener?.close();
+    } catch {
+      // already closed
+    }
+    await this.#pool.idle(AbortSignal.timeout(options.drainTimeout ?? 10_000));
+    await this.#pool.close({ graceMs: options.graceMs ?? 5_000 });
+    await Promise.all([...this.#conns].map((c) => c.end()));
+  }
+}
