@@ -99,18 +99,22 @@ export class BackendServer {
   #serve(raw: Deno.Conn): void {
     let pending = 0; // answers owed on this connection
     let eof = false;
+    let broken = false; // a bad frame arrived: serve nothing after it
     const conn: FrameConnection = new FrameConnection(raw, {
       ...(this.#options.maxMessageSize === undefined
         ? {}
         : { maxMessageSize: this.#options.maxMessageSize }),
       onFrame: (frame) => {
+        if (broken) return;
         let msg: Message;
         try {
           msg = decodeMessage(frame);
         } catch (err) {
           const e = err as InvalidMessageError;
           if (e.msgid !== undefined) conn.write(encodeError(e.msgid, e.toWire()));
-          void conn.end(); // the stream cannot be trusted any more
+          // The stream cannot be trusted any more; requests before it still get answers.
+          broken = true;
+          if (pending === 0) void conn.end();
           return;
         }
         if (msg.type === REQUEST) {
@@ -125,7 +129,7 @@ export class BackendServer {
                 ? encodeError(msg.msgid, answer.error)
                 : encodeResult(msg.msgid, answer.result),
             );
-            if (eof && pending === 0) void conn.end();
+            if ((eof || broken) && pending === 0) void conn.end();
             if (this.#inFlight === 0) this.#notifyIdle();
           });
         } else if (msg.type === NOTIFICATION) {

@@ -49,7 +49,7 @@ export function splitLine(line: string): string[] {
         }
       } else if (c === '"') inString = true;
       else if (c === "{" || c === "[") depth++;
-      else if (c === "}" || c === "]") {
+      else if ((c === "}" || c === "]") && depth > 0) {
         depth--;
         if (depth === 0) {
           i++;

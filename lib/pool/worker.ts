@@ -73,6 +73,7 @@ export class Worker {
   #exitStatus: ExitStatus | null = null;
   #exited: Promise<ExitStatus> | null = null;
   #killReason: string | null = null;
+  #becameReady = false;
   readonly #options: WorkerOptions;
 
   /** @param options What to start and whom to tell. */
@@ -85,6 +86,11 @@ export class Worker {
   /** Its state. */
   get state(): WorkerState {
     return this.#state;
+  }
+
+  /** True once it has been ready (a worker that dies at start never was). */
+  get becameReady(): boolean {
+    return this.#becameReady;
   }
 
   /** Its pid, once spawned. */
@@ -140,7 +146,10 @@ export class Worker {
       const conn = await this.#connectUntil(deadline);
       this.#attach(conn);
       await this.#ping(deadline);
-      if (this.#state === "starting") this.#state = "ready";
+      if (this.#state === "starting") {
+        this.#state = "ready";
+        this.#becameReady = true;
+      }
     } catch (err) {
       this.kill("did not get ready");
       await this.#exited;
@@ -150,8 +159,10 @@ export class Worker {
         : err instanceof ProxyError && err.code === ErrorCode.TIMEOUT
         ? `not ready within ${timeout} ms`
         : (err as Error).message;
-      throw new ProxyError(ErrorCode.NO_WORKERS, `Cannot start worker ${this.id}: ${why}`, {
-        data: { pid: this.pid, stderr: this.lastLines() },
+      const lines = this.lastLines();
+      const output = lines.length > 0 ? `; its last output:\n  ${lines.join("\n  ")}` : "; it printed nothing";
+      throw new ProxyError(ErrorCode.NO_WORKERS, `Cannot start worker ${this.id}: ${why}${output}`, {
+        data: { pid: this.pid, stderr: lines },
         cause: err,
       });
     }

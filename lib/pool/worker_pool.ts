@@ -54,6 +54,7 @@ export interface WorkerStats {
 
 /** What `proxy.stats` reports of the pool. */
 export interface PoolStats {
+  socket_dir: string;
   workers: WorkerStats[];
   queue: { length: number; capacity: number };
   totals: {
@@ -164,7 +165,8 @@ export class WorkerPool {
     this.#ready = this.#ready.filter((w) => w !== worker);
     if (slot.worker !== worker) return; // an old generation
     this.#totals.worker_exits++;
-    if (this.#closing) {
+    // One that never got ready is handled where its start() failed.
+    if (this.#closing || !worker.becameReady) {
       this.#checkIdle();
       return;
     }
@@ -192,7 +194,7 @@ export class WorkerPool {
       }, (err: ProxyError) => {
         if (this.#closing) return;
         slot.failedStarts++;
-        this.#log.error(`${err.message}; last output: ${JSON.stringify((err.data as { stderr?: string[] })?.stderr ?? [])}`);
+        this.#log.error(err.message);
         if (!this.#closing && slot.worker === worker) this.#replace(slot);
       });
     }, delay);
@@ -322,6 +324,7 @@ export class WorkerPool {
   /** The pool's state for `proxy.stats`. */
   stats(): PoolStats {
     return {
+      socket_dir: this.#options.socketDir,
       workers: this.#slots.map((slot) => ({
         id: slot.worker.id,
         pid: slot.worker.pid,

@@ -83,6 +83,20 @@ function readInt(frame: Uint8Array, view: DataView, pos: number): number | undef
       const v = Number(view.getBigInt64(pos + 1));
       return Number.isSafeInteger(v) ? v : undefined;
     }
+    // msgpackr writes integers beyond 32 bits as floats; decodeMessage() accepts
+    // an integral float as a msgid, so the envelope does too.
+    case 0xca: {
+      intEnd = pos + 5;
+      if (pos + 5 > frame.length) return undefined;
+      const v = view.getFloat32(pos + 1);
+      return Number.isSafeInteger(v) ? v : undefined;
+    }
+    case 0xcb: {
+      intEnd = pos + 9;
+      if (pos + 9 > frame.length) return undefined;
+      const v = view.getFloat64(pos + 1);
+      return Number.isSafeInteger(v) ? v : undefined;
+    }
   }
   return undefined;
 }
@@ -250,6 +264,25 @@ export function writeInt(buf: Uint8Array, offset: number, v: number): number {
   if (v >= -32) {
     buf[offset] = v & 0xff;
     return offset + 1;
+  }
+  if (v >= -0x80) {
+    buf[offset] = 0xd0;
+    buf[offset + 1] = v & 0xff;
+    return offset + 2;
+  }
+  if (v >= -0x8000) {
+    buf[offset] = 0xd1;
+    buf[offset + 1] = (v >> 8) & 0xff;
+    buf[offset + 2] = v & 0xff;
+    return offset + 3;
+  }
+  if (v >= -0x80000000) {
+    buf[offset] = 0xd2;
+    buf[offset + 1] = (v >>> 24) & 0xff;
+    buf[offset + 2] = (v >>> 16) & 0xff;
+    buf[offset + 3] = (v >>> 8) & 0xff;
+    buf[offset + 4] = v & 0xff;
+    return offset + 5;
   }
   buf[offset] = 0xd3;
   new DataView(buf.buffer, buf.byteOffset).setBigInt64(offset + 1, BigInt(v));

@@ -283,6 +283,8 @@ export class FrameDecoder {
   #grow(need: number): void {
     let size = this.#buf.length * 2;
     while (size < need) size *= 2;
+    // Doubling must not overshoot what one message and one read can need.
+    size = Math.max(need, Math.min(size, this.#max + this.#readSize));
     const next = new Uint8Array(size);
     next.set(this.#buf.subarray(0, this.#end));
     this.#buf = next;

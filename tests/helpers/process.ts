@@ -8,6 +8,11 @@
  * ({@linkcode ProgramProcess.waitForLine}, {@linkcode waitListening}), never
  * by sleeping.
  *
+ * Disposing ends only the process started; processes it started in turn
+ * (e.g. the workers of `proxy serve`) must end on their own, as workers with
+ * `--parent-watch` do when their parent dies. Output pipes such a grandchild
+ * still holds are collected for at most 2 s after the process exits.
+ *
  * @example Usage
  * ```ts ignore
  * import { runProgram, spawnProgram, tempDir, waitListening } from "./helpers/process.ts";
@@ -51,7 +56,15 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
  * @returns `["run", "--quiet", "--config", <repo>/deno.json, ...permissions, <repo>/cli/main.ts, ...args]`.
  */
 export function programArgs(...args: string[]): string[] {
-  return ["run", "--quiet", "--config", `${REPO_ROOT}/deno.json`, ...PERMISSION_FLAGS, MAIN_PATH, ...args];
+  return [
+    "run",
+    "--quiet",
+    "--config",
+    `${REPO_ROOT}/deno.json`,
+    ...PERMISSION_FLAGS,
+    MAIN_PATH,
+    ...args,
+  ];
 }
 
 /** Options of {@linkcode spawnProgram}. */
@@ -113,12 +126,12 @@ export class ProgramProcess implements AsyncDisposable {
   #stdinWriter: WritableStreamDefaultWriter<Uint8Array> | null = null;
 
   /**
-   * @param args The program's arguments (see {@linkcode programArgs}).
+   * @param denoArgs The arguments of `deno` itself, e.g. `programArgs(...)`.
    * @param options Environment, stdin and working directory.
    */
-  constructor(args: string[], options: SpawnOptions = {}) {
+  constructor(denoArgs: string[], options: SpawnOptions = {}) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: programArgs(...args),
+      args: denoArgs,
       stdin: options.stdin ?? "null",
       stdout: "piped",
       stderr: "piped",
@@ -323,7 +336,19 @@ export class ProgramProcess implements AsyncDisposable {
  * @returns The running process; dispose it with `await using`.
  */
 export function spawnProgram(args: string[], options: SpawnOptions = {}): ProgramProcess {
-  return new ProgramProcess(args, options);
+  return new ProgramProcess(programArgs(...args), options);
+}
+
+/**
+ * Starts `deno` with arguments of its own (e.g. `run` a test fixture script),
+ * collecting its output like {@linkcode spawnProgram} does.
+ *
+ * @param denoArgs The arguments of `deno`, e.g. `["run", ...PERMISSION_FLAGS, script]`.
+ * @param options Environment, stdin and working directory.
+ * @returns The running process; dispose it with `await using`.
+ */
+export function spawnDeno(denoArgs: string[], options: SpawnOptions = {}): ProgramProcess {
+  return new ProgramProcess(denoArgs, options);
 }
 
 /**

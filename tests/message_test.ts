@@ -1,0 +1,267 @@
+import assert from "node:assert/strict";
+import { pack } from "msgpackr/pack";
+import { unpack } from "msgpackr/unpack";
+import {
+  ErrorCode,
+  errorToWire,
+  ProxyError,
+  RemoteError,
+  toWireError,
+} from "../lib/protocol/errors.ts";
+import {
+  decodeMessage,
+  decodeValue,
+  encodeError,
+  encodeNotification,
+  encodeRequest,
+  encodeResult,
+  encodeValue,
+  InvalidMessageError,
+  NOTIFICATION,
+  REQUEST,
+  RESPONSE,
+  validateMessage,
+} from "../lib/protocol/message.ts";
+
+const PARAMS = [
+  1,
+  -2,
+  3.5,
+  "str",
+  null,
+  true,
+  [1, [2]],
+  { a: { b: "c" } },
+  new Uint8Array([0, 255]),
+];
+
+Deno.test("encodeRequest() writes [0, msgid, method, params] that decodeMessage() reads back", () => {
+  const frame = encodeRequest(7, "echo", PARAMS);
+  const raw = unpack(frame) as unknown[];
+  assert.deepEqual(raw.slice(0, 3), [REQUEST, 7, "echo"]);
+  assert.equal((raw[3] as unknown[]).length, PARAMS.length);
+  // As it arrives from a FrameDecoder: a plain Uint8Array (pack() returns a Buffer).
+  assert.deepEqual(decodeMessage(new Uint8Array(frame)), {
+    type: REQUEST,
+    msgid: 7,
+    method: "echo",
+    params: PARAMS,
+  });
+});
+
+Deno.test("encodeResult() writes [1, msgid, nil, result] and turns undefined into nil", () => {
+  assert.deepEqual(unpack(encodeResult(3, { ok: [1, 2] })), [RESPONSE, 3, null, { ok: [1, 2] }]);
+  assert.deepEqual(unpack(encodeResult(4, undefined)), [RESPONSE, 4, null, null]);
+  assert.deepEqual(decodeMessage(encodeResult(5, "r")), {
+    type: RESPONSE,
+    msgid: 5,
+    error: null,
+    result: "r",
+  });
+});
+
+Deno.test("encodeError() writes [1, msgid, error, nil] with the wire error map", () => {
+  const wire = { code: ErrorCode.TIMEOUT, message: "Cannot answer", data: { ms: 5 } };
+  assert.deepEqual(unpack(encodeError(9, wire)), [RESPONSE, 9, wire, null]);
+  assert.deepEqual(decodeMessage(encodeError(9, wire)), {
+    type: RESPONSE,
+    msgid: 9,
+    error: wire,
+    result: null,
+  });
+});
+
+Deno.test("encodeNotification() writes [2, method, params] that decodeMessage() reads back", () => {
+  const frame = encodeNotification("shutdown", []);
+  assert.deepEqual(unpack(frame), [NOTIFICATION, "shutdown", []]);
+  assert.deepEqual(decodeMessage(frame), { type: NOTIFICATION, method: "shutdown", params: [] });
+});
+
+Deno.test("encodeValue() writes plain MessagePack other peers read, 64-bit integers as numbers", () => {
+  const value = { list: [1, 2], nested: { n: 2 ** 40 }, neg: -(2 ** 33), s: "é" };
+  const bytes = encodeValue(value);
+  assert.deepEqual(unpack(bytes), value);
+  assert.deepEqual(decodeValue(bytes), value);
+  assert.equal(decodeValue(pack(2n ** 60n)), 2 ** 60);
+});
+
+Deno.test("decodeValue() returns binary that does not alias the input buffer", () => {
+  const bytes = encodeValue(new Uint8Array([1, 2, 3]));
+  const value = decodeValue(bytes) as Uint8Array;
+  bytes.fill(0);
+  assert.deepEqual(Array.from(value), [1, 2, 3]);
+});
+
+Deno.test("decodeValue() and decodeMessage() throw PARSE_ERROR for truncated MessagePack", () => {
+  const truncated = encodeRequest(1, "echo", ["hello world"]).subarray(0, 10);
+  assert.throws(() => decodeValue(truncated), (err: unknown) => {
+    assert.ok(err instanceof ProxyError);
+    assert.equal(err.code, ErrorCode.PARSE_ERROR);
+    assert.match(err.message, /^Cannot decode message: /);
+    return true;
+  });
+  assert.throws(() => decodeMessage(truncated), (err: unknown) => {
+    assert.ok(err instanceof InvalidMessageError);
+    assert.equal(err.code, ErrorCode.PARSE_ERROR);
+    assert.equal(err.msgid, undefined);
+    return true;
+  });
+});
+
+Deno.test("validateMessage() accepts every valid shape, including extreme msgids", () => {
+  for (const msgid of [0, 1, 2 ** 32 - 1, Number.MAX_SAFE_INTEGER]) {
+    assert.deepEqual(validateMessage([0, msgid, "m", []]), {
+      type: REQUEST,
+      msgid,
+      method: "m",
+      params: [],
+    });
+    assert.deepEqual(validateMessage([1, msgid, null, null]), {
+      type: RESPONSE,
+      msgid,
+      error: null,
+      result: null,
+    });
+  }
+  assert.deepEqual(validateMessage([2, "", [1]]), { type: NOTIFICATION, method: "", params: [1] });
+});
+
+/** Asserts validateMessage() rejects `value` with INVALID_REQUEST and `msgid`. */
+function assertRejected(value: unknown, msgid: number | undefined, pattern: RegExp): void {
+  assert.throws(
+    () => validateMessage(value),
+    (err: unknown) => {
+      assert.ok(err instanceof InvalidMessageError, String(err));
+      assert.equal(err.name, "InvalidMessageError");
+      assert.equal(err.code, ErrorCode.INVALID_REQUEST);
+      assert.equal(err.msgid, msgid, `msgid for ${JSON.stringify(value)}`);
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
+  // The same shape sent over the wire fails the same way.
+  assert.throws(() => decodeMessage(pack(value)), { code: ErrorCode.INVALID_REQUEST, msgid });
+}
+
+Deno.test("validateMessage() rejects values that are not arrays", () => {
+  for (const value of [null, 0, "0", { 0: 0, 1: 1, 2: "m", 3: [] }, true]) {
+    assertRejected(value, undefined, /not an array/);
+  }
+});
+
+Deno.test("validateMessage() rejects unknown type tags", () => {
+  for (
+    const value of [[], [3, 1, "m", []], [-1, 1, "m", []], ["0", 1, "m", []], [null, 1, "m", []]]
+  ) {
+    assertRejected(value, undefined, /unknown type tag/);
+  }
+});
+
+Deno.test("validateMessage() rejects malformed requests, with the msgid when it is valid", () => {
+  assertRejected([0, 5, "m"], 5, /expected 4 elements, got 3/);
+  assertRejected([0, 5, "m", [], 1], 5, /expected 4 elements, got 5/);
+  assertRejected([0, 5.5, "m"], undefined, /expected 4 elements/);
+  assertRejected([0, 1.5, "m", []], undefined, /msgid is not an integer/);
+  assertRejected([0, "1", "m", []], undefined, /msgid is not an integer/);
+  assertRejected([0, null, "m", []], undefined, /msgid is not an integer/);
+  assertRejected([0, 2 ** 53, "m", []], undefined, /msgid is not an integer/);
+  assertRejected([0, 5, 1, []], 5, /method is not a string/);
+  assertRejected([0, 5, null, []], 5, /method is not a string/);
+  assertRejected([0, 5, "m", {}], 5, /params is not an array/);
+  assertRejected([0, 5, "m", null], 5, /params is not an array/);
+  assertRejected([0, 5, "m", "a"], 5, /params is not an array/);
+});
+
+Deno.test("validateMessage() rejects malformed responses", () => {
+  assertRejected([1, 5, null], undefined, /expected 4 elements, got 3/);
+  assertRejected([1, 5, null, 1, 2], undefined, /expected 4 elements, got 5/);
+  assertRejected([1, "5", null, 1], undefined, /msgid is not an integer/);
+  assertRejected([1, 0.5, null, 1], undefined, /msgid is not an integer/);
+});
+
+Deno.test("validateMessage() rejects malformed notifications", () => {
+  assertRejected([2, "n"], undefined, /expected 3 elements, got 2/);
+  assertRejected([2, "n", [], 1], undefined, /expected 3 elements, got 4/);
+  assertRejected([2, 1, []], undefined, /method is not a string/);
+  assertRejected([2, "n", {}], undefined, /params is not an array/);
+});
+
+Deno.test("ProxyError carries its code, data and cause, and toWire() omits absent data", () => {
+  const cause = new Error("root");
+  const err = new ProxyError(ErrorCode.WORKER_EXITED, "Cannot answer: worker exited", {
+    data: { stderr: ["boom"] },
+    cause,
+  });
+  assert.equal(err.name, "ProxyError");
+  assert.equal(err.code, "WORKER_EXITED");
+  assert.equal(err.cause, cause);
+  assert.deepEqual(err.toWire(), {
+    code: "WORKER_EXITED",
+    message: "Cannot answer: worker exited",
+    data: { stderr: ["boom"] },
+  });
+  const plain = new ProxyError(ErrorCode.TIMEOUT, "late");
+  assert.deepEqual(plain.toWire(), { code: "TIMEOUT", message: "late" });
+  assert.ok(!("data" in plain.toWire()));
+  assert.equal(plain.cause, undefined);
+});
+
+Deno.test("RemoteError keeps the remote's code, message and data", () => {
+  const err = new RemoteError({ code: "CUSTOM", message: "m", data: [1] });
+  assert.ok(err instanceof ProxyError);
+  assert.equal(err.name, "RemoteError");
+  assert.deepEqual([err.code, err.message, err.data], ["CUSTOM", "m", [1]]);
+  assert.deepEqual(new RemoteError({ code: "C", message: "m" }).toWire(), {
+    code: "C",
+    message: "m",
+  });
+});
+
+Deno.test("toWireError() keeps a well-formed wire error as it is", () => {
+  assert.deepEqual(toWireError({ code: "X", message: "m" }), { code: "X", message: "m" });
+  assert.deepEqual(toWireError({ code: "X", message: "m", data: { d: 1 } }), {
+    code: "X",
+    message: "m",
+    data: { d: 1 },
+  });
+});
+
+Deno.test("toWireError() normalises any other error slot to REMOTE_ERROR with a message", () => {
+  assert.deepEqual(toWireError("plain text"), { code: "REMOTE_ERROR", message: "plain text" });
+  assert.deepEqual(toWireError(42), { code: "REMOTE_ERROR", message: "42" });
+  assert.deepEqual(toWireError(true), { code: "REMOTE_ERROR", message: "true" });
+  assert.deepEqual(toWireError([1, "x"]), { code: "REMOTE_ERROR", message: "1,x" });
+  assert.deepEqual(toWireError({ message: "no code" }), {
+    code: "REMOTE_ERROR",
+    message: "no code",
+  });
+  assert.deepEqual(toWireError({ code: 5, message: "numeric code" }), {
+    code: "REMOTE_ERROR",
+    message: "numeric code",
+  });
+  assert.deepEqual(toWireError({ code: "X", detail: 1 }), {
+    code: "X",
+    message: '{"code":"X","detail":1}',
+  });
+});
+
+Deno.test("errorToWire() keeps a ProxyError's code and makes anything else HANDLER_ERROR", () => {
+  assert.deepEqual(errorToWire(new ProxyError(ErrorCode.INVALID_PARAMS, "bad", { data: 1 })), {
+    code: "INVALID_PARAMS",
+    message: "bad",
+    data: 1,
+  });
+  assert.deepEqual(errorToWire(new TypeError("wrong type")), {
+    code: "HANDLER_ERROR",
+    message: "wrong type",
+  });
+  assert.deepEqual(errorToWire("thrown string"), {
+    code: "HANDLER_ERROR",
+    message: "thrown string",
+  });
+  assert.deepEqual(errorToWire(undefined), { code: "HANDLER_ERROR", message: "undefined" });
+});
+
+Deno.test("ErrorCode values equal their names", () => {
+  for (const [name, value] of Object.entries(ErrorCode)) assert.equal(value, name);
+});

@@ -1,0 +1,325 @@
+/**
+ * End-to-end tests of `proxy serve`: the real program, real worker
+ * processes, real sockets.
+ */
+
+import assert from "node:assert/strict";
+import { RpcClient } from "../lib/client/rpc_client.ts";
+import type { ProxyStats } from "../lib/proxy/proxy_server.ts";
+import { ProxyError } from "../lib/protocol/errors.ts";
+import { closedPort, exists, runProgram, spawnProgram, waitListening } from "./helpers/process.ts";
+import { RawConnection } from "./helpers/raw_conn.ts";
+
+function serveArgs(...extra: string[]): string[] {
+  return ["serve", "--port", "0", "--workers", "2", "--log-level", "warning", ...extra];
+}
+
+// The proxy logs its listening line at info: keep info for the readiness wait.
+async function startProxy(...extra: string[]) {
+  const proc = spawnProgram(["serve", "--port", "0", "--workers", "2", ...extra]);
+  const address = await waitListening(proc);
+  return { proc, address };
+}
+
+async function stats(client: RpcClient): Promise<ProxyStats> {
+  return await client.call("proxy.stats") as ProxyStats;
+}
+
+async function errorOf(p: Promise<unknown>): Promise<ProxyError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof ProxyError, `expected a ProxyError, got ${err}`);
+    return err;
+  }
+  assert.fail("expected the call to fail");
+}
+
+// Polls a condition (not a sleep: each round re-checks real state).
+async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`Timed out waiting for ${what}`);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) Z/.test(stat); // a zombie is not running
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("serve answers through proxy client and the library client", async () => {
+  const { proc, address } = await startProxy();
+  await using _ = proc;
+  const [host, port] = [
+    address.slice(0, address.lastIndexOf(":")),
+    address.slice(address.lastIndexOf(":") + 1),
+  ];
+  const cli = await runProgram(["client", host, port, "echo", "hello"]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.equal(cli.stdout.trim(), '"hello"');
+
+  const client = await RpcClient.connect(address);
+  try {
+    assert.equal(await client.call("ping"), "pong");
+    assert.deepEqual(await client.call("echo", [{ nested: [1, "two", null] }]), {
+      nested: [1, "two", null],
+    });
+    const s = await stats(client);
+    assert.equal(s.workers.length, 2);
+    assert.ok(s.workers.every((w) => w.state === "ready" && typeof w.pid === "number"));
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serve answers 200 pipelined requests from several connections with the right msgid and payload", async () => {
+  const { proc, address } = await startProxy();
+  await using _ = proc;
+  const clients = await Promise.all([0, 1, 2, 3].map(() => RpcClient.connect(address)));
+  try {
+    const calls: Promise<void>[] = [];
+    for (let i = 0; i < 200; i++) {
+      const client = clients[i % clients.length]!;
+      const payload = { i, data: "x".repeat(i) };
+      // Mixed sleeps make workers answer out of order.
+      const p = i % 5 === 0
+        ? client.call("sleep", [(i * 7) % 40]).then((r) => assert.equal(r, null))
+        : client.call("echo", [payload]).then((r) => assert.deepEqual(r, payload));
+      calls.push(p);
+    }
+    await Promise.all(calls);
+    // Chosen msgids come back unchanged, in whatever order.
+    await using raw = await RawConnection.open(address);
+    await raw.send([0, 4000000000, "sleep", [30]]);
+    await raw.send([0, 7, "echo", ["seven"]]);
+    const got = [await raw.receive(), await raw.receive()];
+    assert.deepEqual(got, [[1, 7, null, "seven"], [1, 4000000000, null, null]]);
+    const s = await stats(clients[0]!);
+    assert.ok(s.workers.every((w) => w.served > 0), "both workers took requests");
+  } finally {
+    for (const c of clients) c.close();
+  }
+});
+
+Deno.test("serve answers WORKER_EXITED for requests at a killed worker, replaces it and keeps serving", async () => {
+  const { proc, address } = await startProxy();
+  await using _ = proc;
+  const client = await RpcClient.connect(address);
+  try {
+    const before = await stats(client);
+    const sleeps = Array.from(
+      { length: 6 },
+      () => client.call("sleep", [20_000]).then(() => "ok", (e) => e),
+    );
+    const victim = await eventually("requests in flight at both workers", async () => {
+      const s = await stats(client);
+      return s.workers.every((w) => w.in_flight > 0) ? s.workers[0]! : undefined;
+    });
+    Deno.kill(victim.pid!, "SIGKILL");
+    // Only the victim's requests fail, at once.
+    const outcomes = await Promise.race([
+      Promise.all(sleeps.slice(0)).then(() => "all settled"),
+      eventually("victim's requests failing", async () => {
+        const s = await stats(client);
+        const w = s.workers.find((x) => x.id === victim.id)!;
+        return w.restarts === 1 ? "restarted" : undefined;
+      }),
+    ]);
+    assert.equal(outcomes, "restarted");
+    const settled = await Promise.all(
+      sleeps.map((p) => Promise.race([p, new Promise((r) => setTimeout(() => r("pending"), 50))])),
+    );
+    const exited = settled.filter((o) => o instanceof ProxyError && o.code === "WORKER_EXITED");
+    assert.equal(
+      exited.length,
+      victim.in_flight,
+      `victim had ${victim.in_flight} in flight: ${settled}`,
+    );
+    assert.ok(
+      settled.filter((o) => o === "pending").length > 0,
+      "the other worker's requests are untouched",
+    );
+    // The connection stays open and later requests succeed.
+    assert.equal(await client.call("echo", ["after"]), "after");
+    const after = await eventually("replacement ready", async () => {
+      const s = await stats(client);
+      const w = s.workers.find((x) => x.id === victim.id)!;
+      return w.state === "ready" ? s : undefined;
+    });
+    const replaced = after.workers.find((w) => w.id === victim.id)!;
+    assert.notEqual(replaced.pid, victim.pid);
+    assert.equal(replaced.restarts, 1);
+    assert.equal(after.totals.worker_exits, before.totals.worker_exits + 1);
+    assert.ok(!isRunning(victim.pid!));
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serve runs a --worker-cmd worker written in Python", async () => {
+  const python = await new Deno.Command("python3", { args: ["--version"] }).output().catch(() =>
+    null
+  );
+  if (!python?.success) throw new Error("python3 is needed for this test");
+  const { proc, address } = await startProxy(
+    "--worker-cmd",
+    "python3 tests/testdata/py_worker.py {socket}",
+  );
+  await using _ = proc;
+  const client = await RpcClient.connect(address);
+  try {
+    const who = await client.call("whoami") as { impl: string; pid: number };
+    assert.equal(who.impl, "python");
+    assert.deepEqual(await client.call("echo", [{ a: [1, 2.5, "x"] }]), { a: [1, 2.5, "x"] });
+    const err = await errorOf(client.call("nope"));
+    assert.equal(err.code, "METHOD_NOT_FOUND");
+    const s = await stats(client);
+    assert.ok(s.workers.some((w) => w.pid === who.pid));
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serve drains a request in flight on SIGTERM, then exits 0 and removes its sockets", async () => {
+  const { proc, address } = await startProxy();
+  await using _ = proc;
+  const client = await RpcClient.connect(address);
+  const s = await stats(client);
+  assert.ok(await exists(s.socket_dir));
+  const slow = client.call("sleep", [400]);
+  await eventually(
+    "sleep in flight",
+    async () => (await stats(client)).workers.some((w) => w.in_flight > 0) || undefined,
+  );
+  proc.kill("SIGTERM");
+  assert.equal(await slow, null, "the request in flight was answered");
+  const status = await proc.waitExit();
+  assert.equal(status.code, 0, proc.stderr);
+  assert.equal(await exists(s.socket_dir), false, "socket directory removed");
+  for (const w of s.workers) assert.ok(!isRunning(w.pid!), `worker ${w.pid} stopped`);
+  client.close();
+});
+
+Deno.test("serve killed with SIGKILL leaves no worker running", async () => {
+  const { proc, address } = await startProxy();
+  await using _ = proc;
+  const client = await RpcClient.connect(address);
+  const pids = (await stats(client)).workers.map((w) => w.pid!);
+  client.close();
+  proc.kill("SIGKILL");
+  await proc.waitExit();
+  await eventually("workers gone", async () => pids.every((p) => !isRunning(p)) || undefined, 3000);
+});
+
+Deno.test("serve answers QUEUE_FULL and QUEUE_TIMEOUT when every worker is busy", async () => {
+  const { proc, address } = await startProxy(
+    "--workers",
+    "1",
+    "--max-in-flight-per-worker",
+    "1",
+    "--queue-size",
+    "1",
+    "--queue-timeout",
+    "300ms",
+  );
+  await using _ = proc;
+  const client = await RpcClient.connect(address);
+  try {
+    const busy = client.call("sleep", [3000]);
+    await eventually(
+      "worker busy",
+      async () => (await stats(client)).workers[0]!.in_flight === 1 || undefined,
+    );
+    const queued = errorOf(client.call("echo", ["queued"]));
+    const full = await errorOf(client.call("echo", ["rejected"]));
+    assert.equal(full.code, "QUEUE_FULL");
+    assert.equal((await queued).code, "QUEUE_TIMEOUT");
+    const s = await stats(client);
+    assert.equal(s.totals.queue_full, 1);
+    assert.equal(s.totals.queue_timeouts, 1);
+    assert.equal(await busy, null);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serve rejects a malformed request on one connection and keeps serving others", async () => {
+  const { proc, address } = await startProxy();
+  await using _ = proc;
+  await using bad = await RawConnection.open(address);
+  await bad.send([0, 42, 17, []]); // method is not a string
+  assert.deepEqual(
+    await bad.receive(),
+    [
+      1,
+      42,
+      { code: "INVALID_REQUEST", message: "Cannot accept request: method is not a string" },
+      null,
+    ],
+  );
+  await using garbage = await RawConnection.open(address);
+  await garbage.write(new Uint8Array([0xc1, 0xc1]));
+  assert.deepEqual(await garbage.receiveAll(), [], "closed without an answer: no msgid known");
+  const client = await RpcClient.connect(address);
+  try {
+    assert.equal(await client.call("echo", ["still fine"]), "still fine");
+    const err = await errorOf(client.call("proxy.nothing"));
+    assert.equal(err.code, "METHOD_NOT_FOUND");
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("serve reports start errors clearly and exits nonzero", async (t) => {
+  await t.step("port in use", async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const r = await runProgram(serveArgs("--port", String((listener.addr as Deno.NetAddr).port)));
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /in use/i);
+    } finally {
+      listener.close();
+    }
+  });
+  await t.step("bad flag values exit 2", async () => {
+    for (
+      const args of [["--workers", "0"], ["--port", "70000"], ["--queue-timeout", "soon"], [
+        "--bogus",
+      ]]
+    ) {
+      const r = await runProgram(serveArgs(...args));
+      assert.equal(r.code, 2, `${args}: ${r.stderr}`);
+    }
+  });
+  await t.step("worker command not found", async () => {
+    const r = await runProgram(serveArgs("--worker-cmd", "/nonexistent/worker {socket}"));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /command not found: \/nonexistent\/worker/);
+  });
+  await t.step("workers that never become ready", async () => {
+    const r = await runProgram(
+      serveArgs("--worker-cmd", "sleep 30", "--worker-start-timeout", "300ms"),
+    );
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /not ready within 300 ms/);
+  });
+  await t.step("workers that exit at start, with their output", async () => {
+    const r = await runProgram(serveArgs("--worker-cmd", "sh -c 'echo boom-at-start >&2; exit 3'"));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /exited with code 3/);
+    assert.match(r.stderr, /boom-at-start/);
+  });
+  void closedPort;
+});
