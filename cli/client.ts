@@ -12,6 +12,7 @@ import {
   callOnce,
   callRepeatedly,
   type ClientOutput,
+  isTransportError,
 } from "../lib/client/run_client.ts";
 import { type Address, parsePort } from "../lib/net/address.ts";
 import { addMaxMessageSize, duration, intIn } from "./_options.ts";
@@ -119,6 +120,11 @@ async function runClient(
           quiet: opts.quiet,
           signal: stop.signal,
         }, io);
+        if (isTransportError(summary.firstError)) {
+          return (summary.firstError as { code?: string }).code === "TIMEOUT"
+            ? EXIT_TIMEOUT
+            : EXIT_CONNECTION;
+        }
         return summary.failed > 0 ? 1 : 0;
       } finally {
         Deno.removeSignalListener("SIGINT", onInt);

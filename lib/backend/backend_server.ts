@@ -100,6 +100,7 @@ export class BackendServer {
     let pending = 0; // answers owed on this connection
     let eof = false;
     let broken = false; // a bad frame arrived: serve nothing after it
+    let paused = false;
     const conn: FrameConnection = new FrameConnection(raw, {
       ...(this.#options.maxMessageSize === undefined
         ? {}
@@ -114,6 +115,7 @@ export class BackendServer {
           if (e.msgid !== undefined) conn.write(encodeError(e.msgid, e.toWire()));
           // The stream cannot be trusted any more; requests before it still get answers.
           broken = true;
+          conn.stopReading();
           if (pending === 0) void conn.end();
           return;
         }
@@ -130,6 +132,15 @@ export class BackendServer {
                 : encodeResult(msg.msgid, answer.result),
             );
             if ((eof || broken) && pending === 0) void conn.end();
+            else if (!paused && conn.congested) {
+              // The client does not read its answers: stop taking requests until it does.
+              paused = true;
+              conn.setReadPaused(true);
+              void conn.flushed().then(() => {
+                paused = false;
+                conn.setReadPaused(false);
+              });
+            }
             if (this.#inFlight === 0) this.#notifyIdle();
           });
         } else if (msg.type === NOTIFICATION) {

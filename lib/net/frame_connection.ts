@@ -65,6 +65,7 @@ export class FrameConnection {
   #closed = false;
   #closing = false;
   #readPaused = false;
+  #readStopped = false;
   #resumeRead: (() => void) | null = null;
   #done: Promise<void>;
   #resolveDone!: () => void;
@@ -106,7 +107,7 @@ export class FrameConnection {
     const conn = this.#conn;
     const decoder = this.#decoder;
     try {
-      while (!this.#closed && !this.#closing) {
+      while (!this.#closed && !this.#closing && !this.#readStopped) {
         if (this.#readPaused) {
           await new Promise<void>((resolve) => this.#resumeRead = resolve);
           continue;
@@ -130,11 +131,18 @@ export class FrameConnection {
         try {
           while ((frame = decoder.next()) !== null) {
             this.#onFrame(frame);
-            if (this.#closed) break;
+            if (this.#closed || this.#closing || this.#readStopped) break;
           }
         } catch (err) {
           if (!(err instanceof ProxyError)) throw err;
           this.#onProtocolError?.(err, decoder.partial());
+          // Nothing more is read; answers owed for earlier requests still go
+          // out when the owner handles it like the end of input.
+          if (this.#onEof && !this.#closed) {
+            this.#readStopped = true;
+            this.#onEof();
+            return;
+          }
           await this.end();
           break;
         }
@@ -143,8 +151,19 @@ export class FrameConnection {
       this.close();
       throw err;
     }
+    // Stopped by the owner, who ends the connection when its answers are out.
+    if (this.#readStopped) return;
     // Peer closed its side: whatever is still queued goes out, then close.
     await this.end();
+  }
+
+  /**
+   * Stops reading for good (e.g. after an invalid frame) without closing, so
+   * answers still owed can be written; the owner then calls `end()`.
+   */
+  stopReading(): void {
+    this.#readStopped = true;
+    this.setReadPaused(false);
   }
 
   /** Pauses or resumes reading (backpressure). */

@@ -112,14 +112,18 @@ export class ProxyServer {
     const session = new ClientSession(this.#nextSession++);
     const pool = this.#pool;
     const conn = new FrameConnection(raw, {
-      ...(this.#options.maxMessageSize === undefined ? {} : { maxMessageSize: this.#options.maxMessageSize }),
+      ...(this.#options.maxMessageSize === undefined
+        ? {}
+        : { maxMessageSize: this.#options.maxMessageSize }),
       onFrame: (frame) => {
         try {
           readEnvelope(frame, envelope);
         } catch (err) {
           const e = err as InvalidMessageError;
           if (e.msgid !== undefined) conn.write(encodeError(e.msgid, e.toWire()));
-          void conn.end();
+          // Nothing after it is trusted; answers owed for earlier requests still go out.
+          conn.stopReading();
+          session.onEof();
           return;
         }
         if (envelope.type === REQUEST) {
@@ -162,7 +166,8 @@ export class ProxyServer {
       default:
         session.fail(msg.msgid, {
           code: ErrorCode.METHOD_NOT_FOUND,
-          message: `Cannot call ${msg.method}: no such proxy method (the "proxy." prefix is reserved)`,
+          message:
+            `Cannot call ${msg.method}: no such proxy method (the "proxy." prefix is reserved)`,
         });
     }
   }

@@ -52,8 +52,17 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   // A fresh private directory (0700): no other user can reach the workers.
   const socketDir = await Deno.makeTempDir({ prefix: "proxy-" });
   await Deno.chmod(socketDir, 0o700);
-  const { host: _h, port: _p, workerCmd, backendArgs, drainTimeout, shutdownGrace, onListening, signal, ...rest } =
-    options;
+  const {
+    host: _h,
+    port: _p,
+    workerCmd,
+    backendArgs,
+    drainTimeout,
+    shutdownGrace,
+    onListening,
+    signal,
+    ...rest
+  } = options;
   try {
     const pool = new WorkerPool({
       ...rest,
