@@ -13,19 +13,73 @@ import { parsePortOption } from "./_port.ts";
 export function serveCommand(): Command {
   const cmd = new Command("serve")
     .alias("proxy")
-    .description("Accept MessagePack-RPC clients on TCP and spread each request over isolated worker processes.")
-    .option("--host <host>", "interface to listen on (0.0.0.0 exposes the proxy to the network)", "127.0.0.1")
+    .description(
+      "Accept MessagePack-RPC clients on TCP and spread each request over isolated worker processes.",
+    )
+    .option(
+      "--host <host>",
+      "interface to listen on (0.0.0.0 exposes the proxy to the network)",
+      "127.0.0.1",
+    )
     .option("--port <port>", "TCP port (0 picks a free one)", parsePortOption, 8080)
-    .option("--workers <n>", "number of worker processes", intIn(1, 1024), navigator.hardwareConcurrency || 1)
-    .option("--worker-cmd <command>", "run this program as the worker instead ({socket} = its socket path)")
-    .option("--handler <module>", "handler module for the built-in workers (repeatable)", collect, [])
-    .option("--max-in-flight-per-worker <n>", "requests one worker may have in flight", intIn(1, 1_000_000), 128)
-    .option("--queue-size <n>", "requests that may wait when every worker is full", intIn(0, 10_000_000), 1024)
-    .option("--queue-timeout <duration>", "how long a request may wait for a worker", duration(), 10_000)
-    .option("--worker-start-timeout <duration>", "how long a worker may take to get ready", duration(), 10_000)
-    .option("--drain-timeout <duration>", "on SIGTERM, how long requests in flight may finish", duration(), 10_000)
-    .option("--shutdown-grace <duration>", "how long workers get to exit before SIGKILL", duration(), 5_000)
-    .option("--max-connections <n>", "client connections held at once", intIn(1, 1_000_000), 10_000);
+    .option(
+      "--workers <n>",
+      "number of worker processes",
+      intIn(1, 1024),
+      navigator.hardwareConcurrency || 1,
+    )
+    .option(
+      "--worker-cmd <command>",
+      "run this program as the worker instead ({socket} = its socket path)",
+    )
+    .option(
+      "--handler <module>",
+      "handler module for the built-in workers (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--max-in-flight-per-worker <n>",
+      "requests one worker may have in flight",
+      intIn(1, 1_000_000),
+      128,
+    )
+    .option(
+      "--queue-size <n>",
+      "requests that may wait when every worker is full",
+      intIn(0, 10_000_000),
+      1024,
+    )
+    .option(
+      "--queue-timeout <duration>",
+      "how long a request may wait for a worker",
+      duration(),
+      10_000,
+    )
+    .option(
+      "--worker-start-timeout <duration>",
+      "how long a worker may take to get ready",
+      duration(),
+      10_000,
+    )
+    .option(
+      "--drain-timeout <duration>",
+      "on SIGTERM, how long requests in flight may finish",
+      duration(),
+      10_000,
+    )
+    .option(
+      "--shutdown-grace <duration>",
+      "how long workers get to exit before SIGKILL",
+      duration(),
+      5_000,
+    )
+    .option(
+      "--max-connections <n>",
+      "client connections held at once",
+      intIn(1, 1_000_000),
+      10_000,
+    );
   addMaxMessageSize(cmd);
   addLogLevel(cmd);
   return cmd.action(async (opts) => {

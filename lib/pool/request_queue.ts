@@ -35,7 +35,9 @@ export class RequestQueue {
   /** @param capacity Most entries held at once. */
   constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 0) {
-      throw new RangeError(`Cannot create queue: capacity must be a non-negative integer, got ${capacity}`);
+      throw new RangeError(
+        `Cannot create queue: capacity must be a non-negative integer, got ${capacity}`,
+      );
     }
     this.capacity = capacity;
     this.#items = new Array(Math.min(capacity, 1024));
@@ -83,7 +85,9 @@ export class RequestQueue {
   #grow(): void {
     const size = Math.min(this.capacity, this.#items.length * 2);
     const next: (QueuedRequest | undefined)[] = new Array(size);
-    for (let i = 0; i < this.#size; i++) next[i] = this.#items[(this.#head + i) % this.#items.length];
+    for (let i = 0; i < this.#size; i++) {
+      next[i] = this.#items[(this.#head + i) % this.#items.length];
+    }
     this.#items = next;
     this.#head = 0;
   }

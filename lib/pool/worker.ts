@@ -19,7 +19,12 @@ import {
 } from "../protocol/mod.ts";
 import type { Call, Requester } from "./call.ts";
 import type { CommandLine } from "./worker_command.ts";
-import { type ExitStatus, spawnWorkerProcess, type SpawnFn, type WorkerProcessHandle } from "./worker_process.ts";
+import {
+  type ExitStatus,
+  type SpawnFn,
+  spawnWorkerProcess,
+  type WorkerProcessHandle,
+} from "./worker_process.ts";
 
 /** Where a worker is in its life. */
 export type WorkerState = "starting" | "ready" | "draining" | "exited";
@@ -127,14 +132,19 @@ export class Worker {
   async start(): Promise<void> {
     const spawn = this.#options.spawn ?? spawnWorkerProcess;
     try {
-      this.#process = spawn(this.#options.commandLine, (line) => this.#options.onOutput?.(this, line));
+      this.#process = spawn(
+        this.#options.commandLine,
+        (line) => this.#options.onOutput?.(this, line),
+      );
     } catch (err) {
       this.#state = "exited";
       this.#exitStatus = { code: 127, signal: null };
       const what = err instanceof Deno.errors.NotFound
         ? `command not found: ${this.#options.commandLine.cmd}`
         : (err as Error).message;
-      throw new ProxyError(ErrorCode.NO_WORKERS, `Cannot start worker ${this.id}: ${what}`, { cause: err });
+      throw new ProxyError(ErrorCode.NO_WORKERS, `Cannot start worker ${this.id}: ${what}`, {
+        cause: err,
+      });
     }
     this.#exited = this.#process.status.then((status) => {
       this.#onExit(status);
@@ -155,21 +165,30 @@ export class Worker {
       await this.#exited;
       const status = this.#exitStatus;
       const why = status && this.#killReason === null
-        ? `exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""} while starting`
+        ? `exited with code ${status.code}${
+          status.signal ? ` (${status.signal})` : ""
+        } while starting`
         : err instanceof ProxyError && err.code === ErrorCode.TIMEOUT
         ? `not ready within ${timeout} ms`
         : (err as Error).message;
       const lines = this.lastLines();
-      const output = lines.length > 0 ? `; its last output:\n  ${lines.join("\n  ")}` : "; it printed nothing";
-      throw new ProxyError(ErrorCode.NO_WORKERS, `Cannot start worker ${this.id}: ${why}${output}`, {
-        data: { pid: this.pid, stderr: lines },
-        cause: err,
-      });
+      const output = lines.length > 0
+        ? `; its last output:\n  ${lines.join("\n  ")}`
+        : "; it printed nothing";
+      throw new ProxyError(
+        ErrorCode.NO_WORKERS,
+        `Cannot start worker ${this.id}: ${why}${output}`,
+        {
+          data: { pid: this.pid, stderr: lines },
+          cause: err,
+        },
+      );
     }
   }
 
   async #connectUntil(deadline: number): Promise<Deno.Conn> {
-    const connectFn = this.#options.connect ?? ((path: string) => connect({ transport: "unix", path }));
+    const connectFn = this.#options.connect ??
+      ((path: string) => connect({ transport: "unix", path }));
     let wait = 2;
     while (true) {
       if (this.#exitStatus) throw new Error("exited while starting");
@@ -187,7 +206,9 @@ export class Worker {
 
   #attach(raw: Deno.Conn): void {
     const conn = new FrameConnection(raw, {
-      ...(this.#options.maxMessageSize === undefined ? {} : { maxMessageSize: this.#options.maxMessageSize }),
+      ...(this.#options.maxMessageSize === undefined
+        ? {}
+        : { maxMessageSize: this.#options.maxMessageSize }),
       onFrame: (frame) => this.#onFrame(frame),
       onProtocolError: (err) => this.kill(`sent an invalid stream: ${err.message}`),
       onClose: () => {

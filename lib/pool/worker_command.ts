@@ -75,7 +75,9 @@ export function currentRuntime(): Runtime {
       }
     }
     const config = new URL("../../deno.json", import.meta.url);
-    if (config.protocol === "file:") denoFlags.push(`--config=${decodeURIComponent(config.pathname)}`);
+    if (config.protocol === "file:") {
+      denoFlags.push(`--config=${decodeURIComponent(config.pathname)}`);
+    }
   }
   return {
     standalone: Deno.build.standalone,
@@ -101,15 +103,27 @@ export function currentRuntime(): Runtime {
 export function workerCommandLine(options: WorkerCommandOptions): CommandLine {
   const env = { [WORKER_SOCKET_ENV]: options.socket };
   if (options.workerCmd !== undefined) {
-    const words = splitCommand(options.workerCmd).map((w) => w.replaceAll(SOCKET_PLACEHOLDER, options.socket));
+    const words = splitCommand(options.workerCmd).map((w) =>
+      w.replaceAll(SOCKET_PLACEHOLDER, options.socket)
+    );
     const [cmd, ...args] = words;
     if (cmd === undefined) throw new TypeError("Cannot start worker: --worker-cmd is empty");
     return { cmd, args, env };
   }
   const runtime = options.runtime ?? currentRuntime();
-  const backend = ["backend", "--socket", options.socket, "--parent-watch", ...(options.backendArgs ?? [])];
+  const backend = [
+    "backend",
+    "--socket",
+    options.socket,
+    "--parent-watch",
+    ...(options.backendArgs ?? []),
+  ];
   if (runtime.standalone) return { cmd: runtime.execPath, args: backend, env };
-  return { cmd: runtime.execPath, args: ["run", ...runtime.denoFlags, runtime.mainModule, ...backend], env };
+  return {
+    cmd: runtime.execPath,
+    args: ["run", ...runtime.denoFlags, runtime.mainModule, ...backend],
+    env,
+  };
 }
 
 /**

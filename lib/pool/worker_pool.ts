@@ -94,7 +94,14 @@ export class WorkerPool {
   #idleWaiters: (() => void)[] = [];
   readonly #log = getLogger(["pool"]);
   readonly #workerLog = getLogger(["worker"]);
-  #totals = { requests: 0, answered: 0, worker_exits: 0, spawns: 0, queue_full: 0, queue_timeouts: 0 };
+  #totals = {
+    requests: 0,
+    answered: 0,
+    worker_exits: 0,
+    spawns: 0,
+    queue_full: 0,
+    queue_timeouts: 0,
+  };
 
   /** @param options Size, limits and how to start a worker. */
   constructor(options: WorkerPoolOptions) {
@@ -118,7 +125,13 @@ export class WorkerPool {
   async start(): Promise<void> {
     const slots: Slot[] = [];
     for (let id = 1; id <= this.#size; id++) {
-      const slot: Slot = { worker: null!, restarts: 0, generation: 0, failedStarts: 0, timer: undefined };
+      const slot: Slot = {
+        worker: null!,
+        restarts: 0,
+        generation: 0,
+        failedStarts: 0,
+        timer: undefined,
+      };
       slot.worker = this.#newWorker(id, slot);
       slots.push(slot);
     }
@@ -140,8 +153,12 @@ export class WorkerPool {
       id,
       socket,
       commandLine: this.#options.commandLine(socket),
-      ...(this.#options.startTimeout === undefined ? {} : { startTimeout: this.#options.startTimeout }),
-      ...(this.#options.maxMessageSize === undefined ? {} : { maxMessageSize: this.#options.maxMessageSize }),
+      ...(this.#options.startTimeout === undefined
+        ? {}
+        : { startTimeout: this.#options.startTimeout }),
+      ...(this.#options.maxMessageSize === undefined
+        ? {}
+        : { maxMessageSize: this.#options.maxMessageSize }),
       ...(this.#options.spawn ? { spawn: this.#options.spawn } : {}),
       ...(this.#options.connect ? { connect: this.#options.connect } : {}),
       onOutput: (w, line) => this.#workerLog.info(`worker ${w.id} (pid ${w.pid}): ${line}`),
@@ -171,9 +188,11 @@ export class WorkerPool {
       return;
     }
     const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
-    this.#log.warn(`Worker ${worker.id} (pid ${worker.pid}) exited with ${how}${
-      worker.killReason ? ` (${worker.killReason})` : ""
-    }; replacing it`);
+    this.#log.warn(
+      `Worker ${worker.id} (pid ${worker.pid}) exited with ${how}${
+        worker.killReason ? ` (${worker.killReason})` : ""
+      }; replacing it`,
+    );
     this.#replace(slot);
   }
 
@@ -181,7 +200,9 @@ export class WorkerPool {
     slot.restarts++;
     const id = slot.worker.id;
     // A worker that dies while starting is retried with backoff, not in a storm.
-    const delay = slot.failedStarts === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** (slot.failedStarts - 1));
+    const delay = slot.failedStarts === 0
+      ? 0
+      : Math.min(MAX_BACKOFF_MS, 100 * 2 ** (slot.failedStarts - 1));
     slot.timer = setTimeout(() => {
       slot.timer = undefined;
       if (this.#closing) return;
@@ -210,13 +231,21 @@ export class WorkerPool {
    * @param frame The whole request frame.
    * @param tail Offset after the msgid in `frame`.
    */
-  submit(requester: Requester, msgid: number, method: string, frame: Uint8Array, tail: number): void {
+  submit(
+    requester: Requester,
+    msgid: number,
+    method: string,
+    frame: Uint8Array,
+    tail: number,
+  ): void {
     this.#totals.requests++;
     if (this.#closing) {
       requester.fail(msgid, shuttingDown());
       return;
     }
-    const i = this.#queue.length === 0 ? pickLeastInFlight(this.#ready, this.#maxInFlight, this.#options.random) : -1;
+    const i = this.#queue.length === 0
+      ? pickLeastInFlight(this.#ready, this.#maxInFlight, this.#options.random)
+      : -1;
     if (i >= 0) {
       this.#ready[i]!.send({ requester, msgid, method }, frame, tail);
       return;
@@ -227,12 +256,20 @@ export class WorkerPool {
   /** Forwards a notification to one worker (queued if none can take it). */
   notify(requester: Requester, method: string, frame: Uint8Array): void {
     if (this.#closing) return;
-    const i = this.#queue.length === 0 ? pickLeastInFlight(this.#ready, this.#maxInFlight, this.#options.random) : -1;
+    const i = this.#queue.length === 0
+      ? pickLeastInFlight(this.#ready, this.#maxInFlight, this.#options.random)
+      : -1;
     if (i >= 0) this.#ready[i]!.notify(frame);
     else this.#enqueue(requester, -1, method, frame, 0);
   }
 
-  #enqueue(requester: Requester, msgid: number, method: string, frame: Uint8Array, tail: number): void {
+  #enqueue(
+    requester: Requester,
+    msgid: number,
+    method: string,
+    frame: Uint8Array,
+    tail: number,
+  ): void {
     const ok = this.#queue.push({
       requester,
       msgid,
@@ -246,7 +283,8 @@ export class WorkerPool {
       if (msgid >= 0) {
         requester.fail(msgid, {
           code: ErrorCode.QUEUE_FULL,
-          message: `Cannot queue ${method}: all workers busy and ${this.#queue.capacity} requests already waiting`,
+          message:
+            `Cannot queue ${method}: all workers busy and ${this.#queue.capacity} requests already waiting`,
         });
       }
       return;
@@ -267,7 +305,8 @@ export class WorkerPool {
         if (item.msgid >= 0 && !item.requester.closed) {
           item.requester.fail(item.msgid, {
             code: ErrorCode.QUEUE_TIMEOUT,
-            message: `Cannot forward ${item.method}: no worker free within ${this.#queueTimeout} ms`,
+            message:
+              `Cannot forward ${item.method}: no worker free within ${this.#queueTimeout} ms`,
           });
         }
       }
@@ -284,7 +323,11 @@ export class WorkerPool {
       if (item.requester.closed) continue;
       const worker = this.#ready[i]!;
       if (item.msgid < 0) worker.notify(item.frame);
-      else worker.send({ requester: item.requester, msgid: item.msgid, method: item.method }, item.frame, item.tail);
+      else {worker.send(
+          { requester: item.requester, msgid: item.msgid, method: item.method },
+          item.frame,
+          item.tail,
+        );}
     }
     if (this.#queueTimer !== undefined) {
       clearTimeout(this.#queueTimer);
@@ -353,7 +396,9 @@ export class WorkerPool {
     if (this.#queueTimer !== undefined) clearTimeout(this.#queueTimer);
     this.#queueTimer = undefined;
     for (const item of this.#queue.remove(() => true)) {
-      if (item.msgid >= 0 && !item.requester.closed) item.requester.fail(item.msgid, shuttingDown());
+      if (item.msgid >= 0 && !item.requester.closed) {
+        item.requester.fail(item.msgid, shuttingDown());
+      }
     }
     for (const slot of this.#slots) {
       if (slot.timer !== undefined) clearTimeout(slot.timer);
@@ -376,7 +421,10 @@ export class WorkerPool {
 }
 
 function shuttingDown(): WireError {
-  return { code: ErrorCode.SHUTTING_DOWN, message: "Cannot forward request: the proxy is shutting down" };
+  return {
+    code: ErrorCode.SHUTTING_DOWN,
+    message: "Cannot forward request: the proxy is shutting down",
+  };
 }
 
 function positiveInt(name: string, value: number): number {

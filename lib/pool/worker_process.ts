@@ -41,7 +41,10 @@ const MAX_LINE = 4096;
  *
  * @throws {Deno.errors.NotFound} When the executable does not exist.
  */
-export function spawnWorkerProcess(line: CommandLine, onLine: (line: string) => void): WorkerProcessHandle {
+export function spawnWorkerProcess(
+  line: CommandLine,
+  onLine: (line: string) => void,
+): WorkerProcessHandle {
   const child = new Deno.Command(line.cmd, {
     args: line.args,
     env: line.env,
@@ -84,7 +87,10 @@ export function spawnWorkerProcess(line: CommandLine, onLine: (line: string) => 
 }
 
 // Splits a byte stream into lines, each capped at MAX_LINE characters.
-async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
+async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
   const decoder = new TextDecoder();
   let partial = "";
   try {
