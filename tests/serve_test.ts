@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { RpcClient } from "../lib/client/rpc_client.ts";
 import type { ProxyStats } from "../lib/proxy/proxy_server.ts";
 import { ProxyError } from "../lib/protocol/errors.ts";
-import { closedPort, exists, runProgram, spawnProgram, waitListening } from "./helpers/process.ts";
+import { exists, runProgram, spawnProgram, waitListening } from "./helpers/process.ts";
 import { RawConnection } from "./helpers/raw_conn.ts";
 
 function serveArgs(...extra: string[]): string[] {
@@ -220,7 +220,11 @@ Deno.test("serve killed with SIGKILL leaves no worker running", async () => {
   client.close();
   proc.kill("SIGKILL");
   await proc.waitExit();
-  await eventually("workers gone", async () => pids.every((p) => !isRunning(p)) || undefined, 3000);
+  await eventually(
+    "workers gone",
+    () => Promise.resolve(pids.every((p) => !isRunning(p)) || undefined),
+    3000,
+  );
 });
 
 Deno.test("serve answers QUEUE_FULL and QUEUE_TIMEOUT when every worker is busy", async () => {
@@ -321,5 +325,4 @@ Deno.test("serve reports start errors clearly and exits nonzero", async (t) => {
     assert.match(r.stderr, /exited with code 3/);
     assert.match(r.stderr, /boom-at-start/);
   });
-  void closedPort;
 });

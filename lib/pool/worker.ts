@@ -69,7 +69,7 @@ export class Worker {
   /** Requests answered. */
   served = 0;
   /** Wall-clock start time (ms since epoch). */
-  readonly startedAt = Date.now();
+  readonly startedAt: number = Date.now();
   #state: WorkerState = "starting";
   #process: WorkerProcessHandle | null = null;
   #conn: FrameConnection | null = null;

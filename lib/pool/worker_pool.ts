@@ -8,7 +8,7 @@
 
 import { pickLeastInFlight } from "../balancer/least_in_flight.ts";
 import { getLogger } from "../log.ts";
-import { ErrorCode, ProxyError, type WireError } from "../protocol/mod.ts";
+import { ErrorCode, type ProxyError, type WireError } from "../protocol/mod.ts";
 import type { Requester } from "./call.ts";
 import { RequestQueue } from "./request_queue.ts";
 import { Worker } from "./worker.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { FrameConnection } from "../net/frame_connection.ts";
+import type { FrameConnection } from "../net/frame_connection.ts";
 import { encodeError, RESPONSE, type WireError } from "../protocol/mod.ts";
 import type { Requester } from "../pool/call.ts";
 

@@ -13,7 +13,7 @@ import {
   encodeError,
   encodeResult,
   ErrorCode,
-  InvalidMessageError,
+  type InvalidMessageError,
   NOTIFICATION,
   peekRequestMsgid,
   readEnvelope,

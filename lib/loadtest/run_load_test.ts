@@ -1,0 +1,154 @@
+/**
+ * `proxy test` as a whole: start a proxy unless given a target, load it
+ * (killing workers with `--chaos`), stop what was started, and report.
+ *
+ * @module
+ */
+
+import { type Address, formatAddress, parseAddress } from "../net/address.ts";
+import type { Runtime } from "../pool/worker_command.ts";
+import { LiveLine } from "./live_line.ts";
+import { LoadGenerator } from "./load_generator.ts";
+import { type ServerProcess, startProxy } from "./server_process.ts";
+import { buildReport, type LoadReport, type ReportExtras } from "./report.ts";
+import { WorkerKiller } from "./worker_killer.ts";
+
+/** Options of {@linkcode runLoadTest}. */
+export interface LoadTestOptions {
+  /** The server to load; when absent a proxy is started for the test. */
+  target?: Address;
+  /** Workers of the proxy started. @default {navigator.hardwareConcurrency} */
+  workers?: number;
+  /** More `serve` flags for the proxy started. */
+  proxyArgs?: string[];
+  /** Milliseconds of measured load. */
+  durationMs: number;
+  /** Milliseconds of load before measuring. @default {0} */
+  warmupMs?: number;
+  /** Milliseconds to wait for the last answers. @default {5000} */
+  graceMs?: number;
+  /** @default {16} */
+  connections?: number;
+  /** Requests in flight per connection. @default {1} */
+  pipeline?: number;
+  /** @default {"echo"} */
+  method?: string;
+  /** Explicit params (no payload check). */
+  params?: unknown[];
+  /** Random payload size in bytes. @default {64} */
+  payloadBytes?: number;
+  /** Requests per second, open loop. */
+  rate?: number;
+  /** Milliseconds between worker kills; absent = no chaos. */
+  chaosMs?: number;
+  /** Error codes provoked on purpose, not held against the run. */
+  expectedErrors?: string[];
+  /** Largest answer accepted. */
+  maxMessageSize?: number;
+  /** Stops the load early (the report still comes). */
+  signal?: AbortSignal;
+  /** How to re-invoke this program for the proxy. @default {currentRuntime()} */
+  runtime?: Runtime;
+  /** When given, a live progress line is written with it while loading. */
+  live?: (text: string) => void;
+}
+
+/**
+ * Runs a load test and returns its report. Everything it started (proxy,
+ * workers, connections, timers) is ended before it returns or throws.
+ *
+ * @throws {ProxyError} `CONNECT_FAILED` when the target cannot be reached;
+ * `CHAOS_UNSUPPORTED` when `--chaos` cannot work on the target.
+ * @throws {Error} When the proxy cannot be started.
+ */
+export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport> {
+  let proxy: ServerProcess | null = null;
+  let killer: WorkerKiller | null = null;
+  let live: LiveLine | null = null;
+  const extras: ReportExtras = {};
+  const workers = options.workers ?? (navigator.hardwareConcurrency || 1);
+  let stopped = false;
+  try {
+    let target = options.target;
+    if (target === undefined) {
+      proxy = await startProxy({
+        workers,
+        ...(options.proxyArgs ? { args: options.proxyArgs } : {}),
+        ...(options.runtime ? { runtime: options.runtime } : {}),
+      });
+      target = parseAddress(proxy.address);
+    }
+    if (options.chaosMs !== undefined) {
+      killer = await WorkerKiller.connect({ address: target, intervalMs: options.chaosMs });
+    }
+    const generator = new LoadGenerator({
+      address: target,
+      durationMs: options.durationMs,
+      ...pick(options, [
+        "warmupMs",
+        "graceMs",
+        "connections",
+        "pipeline",
+        "method",
+        "params",
+        "payloadBytes",
+        "rate",
+        "maxMessageSize",
+        "signal",
+      ]),
+    });
+    if (options.live) {
+      live = new LiveLine({
+        source: generator,
+        totalMs: (options.warmupMs ?? 0) + options.durationMs,
+        write: options.live,
+      });
+    }
+    const running = generator.run();
+    live?.start();
+    killer?.start();
+    void generator.sendingEnded.then(() => killer?.stop());
+    const result = await running;
+    live?.stop();
+    if (killer) {
+      await killer.close();
+      extras.chaos = {
+        crashes: killer.crashes,
+        skipped: killer.skipped,
+        lastError: killer.lastError,
+      };
+    }
+    if (proxy) {
+      const exit = await proxy.stop();
+      stopped = true;
+      extras.proxyExit = { code: exit.code, killed: exit.killed };
+    }
+    return buildReport(
+      {
+        target: formatAddress(target),
+        selfStarted: proxy !== null,
+        workers: proxy ? workers : null,
+        method: options.method ?? "echo",
+        payloadBytes: options.params === undefined ? options.payloadBytes ?? 64 : null,
+        connections: options.connections ?? 16,
+        pipeline: options.pipeline ?? 1,
+        rate: options.rate ?? null,
+        warmupMs: options.warmupMs ?? 0,
+        chaosMs: options.chaosMs ?? null,
+        expectedErrors: options.expectedErrors ?? [],
+      },
+      result,
+      extras,
+    );
+  } finally {
+    live?.stop();
+    await killer?.close();
+    if (proxy && !stopped) await proxy.stop();
+  }
+}
+
+function pick<T extends object, K extends keyof T>(obj: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (obj[k] !== undefined) out[k] = obj[k];
+  return out;
+}
