@@ -37,6 +37,8 @@ export interface FrameConnectionOptions {
    * @default {8388608}
    */
   maxMessageSize?: number;
+  /** Bytes already read from `conn` (e.g. while sniffing the protocol), handled first. */
+  initial?: Uint8Array;
   /**
    * Pending output above which reading pauses until the peer reads again.
    * @default {4194304}
@@ -56,6 +58,7 @@ export class FrameConnection {
   readonly #onClose: (() => void) | undefined;
   readonly #onEof: (() => void) | undefined;
   readonly #highWaterMark: number;
+  #initial: Uint8Array | undefined;
   #out = new Uint8Array(16 * 1024);
   #outLen = 0;
   #spare = new Uint8Array(16 * 1024);
@@ -84,6 +87,7 @@ export class FrameConnection {
     this.#onClose = options.onClose;
     this.#onEof = options.onEof;
     this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
+    this.#initial = options.initial;
     this.#done = new Promise((resolve) => this.#resolveDone = resolve);
   }
 
@@ -112,12 +116,17 @@ export class FrameConnection {
           await new Promise<void>((resolve) => this.#resumeRead = resolve);
           continue;
         }
-        const buf = decoder.reserve();
         let n: number | null;
-        try {
-          n = await conn.read(buf);
-        } catch {
-          break; // reset by peer, or closed under us
+        if (this.#initial) {
+          decoder.push(this.#initial);
+          this.#initial = undefined;
+          n = 0;
+        } else {
+          try {
+            n = await conn.read(decoder.reserve());
+          } catch {
+            break; // reset by peer, or closed under us
+          }
         }
         if (n === null) {
           if (this.#onEof && !this.#closed) {

@@ -10,10 +10,12 @@ import { FrameConnection } from "../net/frame_connection.ts";
 import {
   createEnvelope,
   decodeMessage,
+  DEFAULT_MAX_MESSAGE_SIZE,
   encodeError,
   encodeResult,
   ErrorCode,
   type InvalidMessageError,
+  isLegacyPrefix,
   NOTIFICATION,
   peekRequestMsgid,
   readEnvelope,
@@ -25,6 +27,34 @@ import { ClientSession } from "./client_session.ts";
 /** Method names starting with this are answered by the proxy, never forwarded. */
 export const PROXY_METHOD_PREFIX = "proxy.";
 
+/** A connection served by the proxy, whatever its protocol. */
+export interface ServedConnection {
+  /** Writes what is owed, then closes. Idempotent. */
+  end(): Promise<void>;
+  /** Resolves once closed. */
+  readonly done: Promise<void>;
+}
+
+/** What a protocol handler other than MessagePack-RPC gets from the proxy. */
+export interface ConnectionContext {
+  /** The workers. */
+  pool: WorkerPool;
+  /** True once the proxy is stopping: new requests get a refusal. */
+  draining: () => boolean;
+  /** Largest message accepted. */
+  maxMessageSize: number;
+}
+
+/**
+ * Serves a connection whose first bytes are not MessagePack-RPC (the legacy
+ * CCRPC protocol). `initial` holds the bytes already read.
+ */
+export type ConnectionHandler = (
+  raw: Deno.Conn,
+  initial: Uint8Array,
+  context: ConnectionContext,
+) => ServedConnection;
+
 /** Options of {@linkcode ProxyServer}. */
 export interface ProxyServerOptions {
   /** Where to listen. */
@@ -35,6 +65,12 @@ export interface ProxyServerOptions {
   maxMessageSize?: number;
   /** Client connections held at once; more are refused. @default {10000} */
   maxConnections?: number;
+  /**
+   * Serves connections whose first byte is `C` (the legacy `CCRPC` tag); a
+   * MessagePack-RPC message always starts with an array marker instead.
+   * Without it such a connection gets `INVALID_REQUEST`.
+   */
+  legacyHandler?: ConnectionHandler;
 }
 
 /** What `proxy.stats` answers. */
@@ -54,7 +90,7 @@ export class ProxyServer {
   readonly #pool: WorkerPool;
   #listener: Deno.Listener | null = null;
   readonly #sessions = new Set<ClientSession>();
-  readonly #conns = new Set<FrameConnection>();
+  readonly #conns = new Set<ServedConnection>();
   #draining = false;
   #closing: Promise<void> | null = null;
   #nextSession = 1;
@@ -101,14 +137,40 @@ export class ProxyServer {
           continue;
         }
         if (raw.localAddr.transport === "tcp") (raw as Deno.TcpConn).setNoDelay(true);
-        this.#serveClient(raw);
+        if (this.#options.legacyHandler) void this.#sniff(raw, this.#options.legacyHandler);
+        else this.#serveClient(raw, undefined);
       }
     } catch {
       // listener closed
     }
   }
 
-  #serveClient(raw: Deno.Conn): void {
+  // Reads the first bytes to tell the legacy protocol from MessagePack-RPC.
+  async #sniff(raw: Deno.Conn, legacy: ConnectionHandler): Promise<void> {
+    const first = new Uint8Array(64 * 1024);
+    let n: number | null;
+    try {
+      n = await raw.read(first);
+    } catch {
+      n = null;
+    }
+    if (n === null) {
+      raw.close();
+      return;
+    }
+    const initial = first.subarray(0, n);
+    if (isLegacyPrefix(initial)) {
+      const served = legacy(raw, initial, {
+        pool: this.#pool,
+        draining: () => this.#draining,
+        maxMessageSize: this.#options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+      });
+      this.#conns.add(served);
+      void served.done.then(() => this.#conns.delete(served));
+    } else this.#serveClient(raw, initial);
+  }
+
+  #serveClient(raw: Deno.Conn, initial: Uint8Array | undefined): void {
     const session = new ClientSession(this.#nextSession++);
     const pool = this.#pool;
     const conn = new FrameConnection(raw, {
