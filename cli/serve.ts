@@ -4,13 +4,18 @@
  * @module
  */
 
-import { Command } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { POOL_MODES } from "../lib/pool/worker_pool.ts";
+import { parseRoutePath } from "../lib/proxy/route_key.ts";
 import { runProxy } from "../lib/proxy/run_proxy.ts";
 import { addLogLevel, addMaxMessageSize, duration, intIn, setUpLogging } from "./_options.ts";
 import { parsePortOption } from "./_port.ts";
 
+const CPUS = navigator.hardwareConcurrency || 1;
+
 /** Builds the `serve` subcommand. */
 export function serveCommand(): Command {
+  const ms = duration();
   const cmd = new Command("serve")
     .alias("proxy")
     .description(
@@ -22,11 +27,41 @@ export function serveCommand(): Command {
       "127.0.0.1",
     )
     .option("--port <port>", "TCP port (0 picks a free one)", parsePortOption, 8080)
+    .addOption(
+      new Option("--pool <mode>", "how the pool sizes itself").choices(POOL_MODES).default(
+        "static",
+      ),
+    )
+    .option("--workers <n>", "static: number of worker processes", intIn(1, 1024), CPUS)
+    .option("--min-workers <n>", "dynamic: workers kept even when idle", intIn(0, 1024), 1)
     .option(
-      "--workers <n>",
-      "number of worker processes",
-      intIn(1, 1024),
-      navigator.hardwareConcurrency || 1,
+      "--max-workers <n>",
+      "dynamic/ondemand/dedicated: most workers (default: 2 x CPUs; dedicated 64)",
+      intIn(1, 4096),
+    )
+    .option(
+      "--min-spare <n>",
+      "dynamic: idle workers kept ready ahead of demand",
+      intIn(0, 1024),
+      1,
+    )
+    .option(
+      "--max-spare <n>",
+      "dynamic: idle workers above which idle ones stop",
+      intIn(0, 1024),
+      3,
+    )
+    .option(
+      "--idle-timeout <duration>",
+      "dynamic/ondemand/dedicated: idle time before a worker stops",
+      ms,
+      10_000,
+    )
+    .option(
+      "--route-key <path>",
+      "dedicated: path into the first parameter giving the routing key",
+      routePath,
+      "user_id",
     )
     .option(
       "--worker-cmd <command>",
@@ -50,49 +85,125 @@ export function serveCommand(): Command {
       intIn(0, 10_000_000),
       1024,
     )
+    .option("--queue-timeout <duration>", "how long a request may wait for a worker", ms, 10_000)
     .option(
-      "--queue-timeout <duration>",
-      "how long a request may wait for a worker",
-      duration(),
-      10_000,
+      "--request-timeout <duration>",
+      "answer TIMEOUT after this long (0 = never)",
+      ms,
+      30_000,
+    )
+    .option(
+      "--method-timeout <name=duration>",
+      "per-method request timeout (repeatable)",
+      methodTimeout,
+      {},
+    )
+    .option(
+      "--kill-after <duration>",
+      "kill a worker busy with one request this long (0 = never)",
+      ms,
+      60_000,
+    )
+    .option(
+      "--retry-idempotent <methods>",
+      "comma-separated methods retried once on another worker if theirs dies",
+      list,
+      [],
+    )
+    .option("--retry-all", "retry every method once when its worker dies", false)
+    .option(
+      "--max-requests <n>",
+      "retire a worker after this many requests (0 = never)",
+      intIn(0),
+      0,
+    )
+    .option(
+      "--max-requests-jitter <n>",
+      "add 0..n requests per worker to --max-requests",
+      intIn(0),
+      0,
+    )
+    .option(
+      "--max-memory <MB>",
+      "retire a worker above this resident memory in MiB (0 = no limit)",
+      intIn(0),
+      0,
+    )
+    .option("--memory-check-interval <duration>", "how often worker memory is read", ms, 2_000)
+    .option(
+      "--crash-loop-threshold <n>",
+      "failed starts in a row before a worker stops respawning",
+      intIn(1, 1000),
+      5,
+    )
+    .option(
+      "--crash-loop-cooldown <duration>",
+      "rest before a crash-looping worker is tried again",
+      ms,
+      30_000,
     )
     .option(
       "--worker-start-timeout <duration>",
       "how long a worker may take to get ready",
-      duration(),
+      ms,
       10_000,
     )
     .option(
       "--drain-timeout <duration>",
       "on SIGTERM, how long requests in flight may finish",
-      duration(),
+      ms,
       10_000,
     )
-    .option(
-      "--shutdown-grace <duration>",
-      "how long workers get to exit before SIGKILL",
-      duration(),
-      5_000,
-    )
-    .option(
-      "--max-connections <n>",
-      "client connections held at once",
-      intIn(1, 1_000_000),
-      10_000,
+    .option("--shutdown-grace <duration>", "how long workers get to exit before SIGKILL", ms, 5_000)
+    .option("--max-connections <n>", "client connections held at once", intIn(1, 1_000_000), 10_000)
+    .addHelpText(
+      "after",
+      `
+Signals: SIGINT/SIGTERM drain and stop; SIGHUP replaces the workers one at a time (as the proxy.reload method does).
+Examples:
+  proxy serve --port 8080 --workers 4
+  proxy serve --pool dynamic --min-workers 2 --max-workers 16 --min-spare 2 --max-spare 4
+  proxy serve --pool dedicated --route-key user_id --max-workers 100 --idle-timeout 5m
+  proxy serve --worker-cmd "python3 my_worker.py {socket}" --request-timeout 5s --kill-after 10s`,
     );
   addMaxMessageSize(cmd);
   addLogLevel(cmd);
   return cmd.action(async (opts) => {
     await setUpLogging(opts);
+    if (opts.minSpare > opts.maxSpare) {
+      throw new InvalidArgumentError("--min-spare is above --max-spare");
+    }
+    if (
+      opts.maxWorkers !== undefined && opts.pool === "dynamic" && opts.minWorkers > opts.maxWorkers
+    ) {
+      throw new InvalidArgumentError("--min-workers is above --max-workers");
+    }
     await runProxy({
       host: opts.host,
       port: opts.port,
+      mode: opts.pool,
       workers: opts.workers,
+      minWorkers: opts.minWorkers,
+      ...(opts.maxWorkers === undefined ? {} : { maxWorkers: opts.maxWorkers }),
+      minSpare: opts.minSpare,
+      maxSpare: opts.maxSpare,
+      idleTimeout: opts.idleTimeout,
+      routeKey: opts.routeKey,
       ...(opts.workerCmd === undefined ? {} : { workerCmd: opts.workerCmd }),
       backendArgs: opts.handler.flatMap((h: string) => ["--handler", h]),
       maxInFlightPerWorker: opts.maxInFlightPerWorker,
       queueSize: opts.queueSize,
       queueTimeout: opts.queueTimeout,
+      requestTimeout: opts.requestTimeout,
+      methodTimeouts: opts.methodTimeout,
+      killAfter: opts.killAfter,
+      retry: opts.retryAll ? "all" : opts.retryIdempotent,
+      maxRequests: opts.maxRequests,
+      maxRequestsJitter: opts.maxRequestsJitter,
+      maxMemoryMb: opts.maxMemory,
+      memoryCheckInterval: opts.memoryCheckInterval,
+      crashLoopThreshold: opts.crashLoopThreshold,
+      crashLoopCooldown: opts.crashLoopCooldown,
       startTimeout: opts.workerStartTimeout,
       drainTimeout: opts.drainTimeout,
       shutdownGrace: opts.shutdownGrace,
@@ -104,4 +215,25 @@ export function serveCommand(): Command {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+function list(value: string): string[] {
+  const names = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (names.length === 0) throw new InvalidArgumentError("expected comma-separated method names");
+  return names;
+}
+
+function routePath(value: string): string {
+  try {
+    parseRoutePath(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
+function methodTimeout(value: string, previous: Record<string, number>): Record<string, number> {
+  const eq = value.indexOf("=");
+  if (eq <= 0) throw new InvalidArgumentError(`expected NAME=DURATION, got "${value}"`);
+  return { ...previous, [value.slice(0, eq)]: duration()(value.slice(eq + 1)) };
 }

@@ -9,6 +9,7 @@
 import { type Address, formatAddress } from "../net/address.ts";
 import { getLogger } from "../log.ts";
 import { BackendServer } from "./backend_server.ts";
+import { legacyMethods } from "./legacy_methods.ts";
 import { builtinMethods, loadHandlerModule, type Methods } from "./methods.ts";
 
 /** Options of {@linkcode runBackend}. */
@@ -39,6 +40,8 @@ export async function runBackend(options: RunBackendOptions): Promise<void> {
     testMethods: options.testMethods ?? true,
     requests: () => server?.requests ?? 0,
   });
+  // `legacy.call` for the legacy protocol; a handler module may replace it.
+  Object.assign(methods, legacyMethods());
   for (const handler of options.handlers ?? []) {
     Object.assign(methods, await loadHandlerModule(handler));
   }

@@ -30,4 +30,18 @@ export interface Call {
   msgid: number;
   /** The method, for stats and error reports. */
   method: string;
+  /** An owned copy of the frame, kept only when the call may be retried. */
+  frame?: Uint8Array;
+  /** Offset after the msgid in `frame`. */
+  tail?: number;
+  /** True once sent a second time after its worker died. */
+  retried?: boolean;
+  /** Routing key (dedicated mode). */
+  key?: string | undefined;
+  /** When it was sent (performance.now() ms); set when deadlines are on. */
+  startedAt?: number;
+  /** When it times out (performance.now() ms); set when deadlines are on. */
+  deadline?: number;
+  /** A short digest of the params, for the slow log. */
+  digest?: string;
 }

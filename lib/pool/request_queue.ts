@@ -20,6 +20,8 @@ export interface QueuedRequest {
   tail: number;
   /** When it must leave the queue (performance.now() ms). */
   deadline: number;
+  /** True when it is a retry after its first worker died (it is not retried again). */
+  retried?: boolean;
 }
 
 /**

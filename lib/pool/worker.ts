@@ -51,8 +51,12 @@ export interface WorkerOptions {
   onAnswer?: (worker: Worker) => void;
   /** When it stops taking new work (draining), before it exits. */
   onDrain?: (worker: Worker) => void;
-  /** Once, when the process has exited (after its calls were failed). */
-  onExit?: (worker: Worker, status: ExitStatus) => void;
+  /**
+   * Once, when the process has exited, with the calls it never answered and
+   * the error they would get. With this handler the calls are the handler's
+   * to fail or retry; without it they fail with that error.
+   */
+  onExit?: (worker: Worker, status: ExitStatus, orphans: Call[], error: WireError) => void;
 }
 
 const envelope = createEnvelope();
@@ -70,10 +74,22 @@ export class Worker {
   served = 0;
   /** Wall-clock start time (ms since epoch). */
   readonly startedAt: number = Date.now();
+  /** Routing key it serves (dedicated mode). */
+  key: string | undefined = undefined;
+  /** Resident memory in MiB at the last check. */
+  rssMb: number | null = null;
+  /** When it last had nothing in flight (performance.now() ms). */
+  idleSince: number = performance.now();
+  /** Requests after which it is retired (Infinity: never). */
+  retireAfter: number = Infinity;
   #state: WorkerState = "starting";
   #process: WorkerProcessHandle | null = null;
   #conn: FrameConnection | null = null;
   readonly #pending = new Map<number, Call>();
+  // Calls answered TIMEOUT whose worker has not answered yet: late answers are
+  // dropped, and one stuck past kill-after gets the worker killed.
+  readonly #overdue = new Map<number, Call>();
+  #shutdownRequested = false;
   #nextId = 0;
   #exitStatus: ExitStatus | null = null;
   #exited: Promise<ExitStatus> | null = null;
@@ -111,6 +127,11 @@ export class Worker {
   /** How it exited, once it has. */
   get exitStatus(): ExitStatus | null {
     return this.#exitStatus;
+  }
+
+  /** True once asked to shut down (its exit is then no crash). */
+  get shutdownRequested(): boolean {
+    return this.#shutdownRequested;
   }
 
   /** Its last lines of output. */
@@ -277,11 +298,55 @@ export class Worker {
     }
     if (envelope.type !== 1) return; // workers only answer
     const call = this.#pending.get(envelope.msgid);
-    if (call === undefined) return; // e.g. cancelled
+    if (call === undefined) {
+      // Answered already (TIMEOUT) or cancelled: drop it.
+      if (this.#overdue.delete(envelope.msgid)) this.served++;
+      return;
+    }
     this.#pending.delete(envelope.msgid);
     this.served++;
+    if (this.#pending.size === 0) this.idleSince = performance.now();
     if (!call.requester.closed) call.requester.deliver(call.msgid, frame, envelope.tail);
     this.#options.onAnswer?.(this);
+  }
+
+  /**
+   * Answers `TIMEOUT` for calls past their deadline, freeing their places at
+   * once; returns the oldest call still unanswered by the worker, to judge
+   * whether it is stuck.
+   */
+  sweep(now: number, onTimeout: (call: Call) => void): Call | undefined {
+    for (const [id, call] of this.#pending) {
+      if (call.deadline !== undefined && call.deadline <= now) {
+        this.#pending.delete(id);
+        this.#overdue.set(id, call);
+        onTimeout(call);
+      }
+    }
+    if (this.#pending.size === 0) this.idleSince = now;
+    let oldest: Call | undefined;
+    for (const call of this.#overdue.values()) {
+      if (oldest === undefined || call.startedAt! < oldest.startedAt!) oldest = call;
+    }
+    for (const call of this.#pending.values()) {
+      if (
+        call.startedAt !== undefined && (oldest === undefined || call.startedAt < oldest.startedAt!)
+      ) oldest = call;
+      break; // insertion order: the first pending is the oldest pending
+    }
+    return oldest;
+  }
+
+  /** Forgets the calls of a requester that went away; their places free at once. */
+  cancelFor(requester: Requester): void {
+    for (const [id, call] of this.#pending) {
+      if (call.requester === requester) {
+        this.#pending.delete(id);
+        // Tracked on only when deadlines are on, so a stuck worker is still caught.
+        if (call.startedAt !== undefined) this.#overdue.set(id, call);
+      }
+    }
+    if (this.#pending.size === 0) this.idleSince = performance.now();
   }
 
   /** Stops giving it new work; it keeps answering what it has. */
@@ -297,6 +362,7 @@ export class Worker {
    * finishes what it has in flight.
    */
   shutdown(): void {
+    this.#shutdownRequested = true;
     this.drain();
     this.#conn?.write(encodeNotification("shutdown", []));
     this.#process?.closeStdin();
@@ -327,7 +393,10 @@ export class Worker {
     };
     const calls = [...this.#pending.values()];
     this.#pending.clear();
-    for (const call of calls) if (!call.requester.closed) call.requester.fail(call.msgid, error);
-    this.#options.onExit?.(this, status);
+    this.#overdue.clear();
+    if (this.#options.onExit) this.#options.onExit(this, status, calls, error);
+    else {for (const call of calls) {
+        if (!call.requester.closed) call.requester.fail(call.msgid, error);
+      }}
   }
 }

@@ -32,6 +32,10 @@ export const ErrorCode = {
   QUEUE_TIMEOUT: "QUEUE_TIMEOUT",
   /** No worker is available (none could be started, or all crash at start). */
   NO_WORKERS: "NO_WORKERS",
+  /** Dedicated mode: a new routing key would need more than `--max-workers` workers. */
+  WORKER_LIMIT: "WORKER_LIMIT",
+  /** Dedicated mode: the request has no routing key at the configured path. */
+  NO_ROUTE_KEY: "NO_ROUTE_KEY",
   /** The server is shutting down and takes no new requests. */
   SHUTTING_DOWN: "SHUTTING_DOWN",
   /** The connection closed before the answer arrived (client side). */

@@ -14,15 +14,18 @@ import {
   encodeError,
   encodeResult,
   ErrorCode,
+  errorToWire,
   type InvalidMessageError,
   isLegacyPrefix,
   NOTIFICATION,
   peekRequestMsgid,
   readEnvelope,
   REQUEST,
+  RESPONSE,
 } from "../protocol/mod.ts";
 import type { PoolStats, WorkerPool } from "../pool/worker_pool.ts";
 import { ClientSession } from "./client_session.ts";
+import { parseRoutePath, routeKey } from "./route_key.ts";
 
 /** Method names starting with this are answered by the proxy, never forwarded. */
 export const PROXY_METHOD_PREFIX = "proxy.";
@@ -71,6 +74,11 @@ export interface ProxyServerOptions {
    * Without it such a connection gets `INVALID_REQUEST`.
    */
   legacyHandler?: ConnectionHandler;
+  /**
+   * `dedicated` mode: the path into the first parameter that gives a
+   * request's routing key (see `routeKey`). @default {"user_id"}
+   */
+  routeKey?: string;
 }
 
 /** What `proxy.stats` answers. */
@@ -96,11 +104,13 @@ export class ProxyServer {
   #nextSession = 1;
   #refused = 0;
   readonly #started = performance.now();
+  readonly #routePath: string[];
 
   /** @param options Address, pool and limits. */
   constructor(options: ProxyServerOptions) {
     this.#options = options;
     this.#pool = options.pool;
+    this.#routePath = parseRoutePath(options.routeKey ?? "user_id");
   }
 
   /**
@@ -173,6 +183,7 @@ export class ProxyServer {
   #serveClient(raw: Deno.Conn, initial: Uint8Array | undefined): void {
     const session = new ClientSession(this.#nextSession++);
     const pool = this.#pool;
+    const routePath = pool.mode === "dedicated" ? this.#routePath : undefined;
     const conn = new FrameConnection(raw, {
       ...(this.#options.maxMessageSize === undefined
         ? {}
@@ -196,9 +207,23 @@ export class ProxyServer {
               code: ErrorCode.SHUTTING_DOWN,
               message: "Cannot forward request: the proxy is shutting down",
             });
+          } else if (routePath) {
+            pool.submit(
+              session,
+              envelope.msgid,
+              envelope.method,
+              frame,
+              envelope.tail,
+              this.#keyOf(frame, routePath),
+            );
           } else pool.submit(session, envelope.msgid, envelope.method, frame, envelope.tail);
         } else if (envelope.type === NOTIFICATION && !this.#draining) {
-          pool.notify(session, envelope.method, frame);
+          pool.notify(
+            session,
+            envelope.method,
+            frame,
+            routePath ? this.#keyOf(frame, routePath) : undefined,
+          );
         }
       },
       onProtocolError: (err, partial) => {
@@ -218,12 +243,28 @@ export class ProxyServer {
     conn.run().catch(() => conn.close());
   }
 
+  // Dedicated mode only: the params must be decoded to find the key.
+  #keyOf(frame: Uint8Array, path: string[]): string | undefined {
+    try {
+      const msg = decodeMessage(frame);
+      return msg.type === RESPONSE ? undefined : routeKey(msg.params, path);
+    } catch {
+      return undefined;
+    }
+  }
+
   #answerLocally(session: ClientSession, frame: Uint8Array): void {
     const msg = decodeMessage(frame);
     if (msg.type !== REQUEST) return;
     switch (msg.method) {
       case "proxy.stats":
         session.reply(encodeResult(msg.msgid, this.stats()));
+        return;
+      case "proxy.reload":
+        this.#pool.reload().then(
+          (result) => !session.closed && session.reply(encodeResult(msg.msgid, result)),
+          (err) => !session.closed && session.fail(msg.msgid, errorToWire(err)),
+        );
         return;
       default:
         session.fail(msg.msgid, {

@@ -24,6 +24,8 @@ export interface RunProxyOptions
   backendArgs?: string[];
   /** Client connections held at once. @default {10000} */
   maxConnections?: number;
+  /** `dedicated` mode: path into the first parameter that gives the routing key. @default {"user_id"} */
+  routeKey?: string;
   /** Milliseconds requests in flight may take to finish on stop. @default {10000} */
   drainTimeout?: number;
   /** Milliseconds workers get to exit after being told to, before SIGKILL. @default {5000} */
@@ -57,6 +59,8 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     port: _p,
     workerCmd,
     backendArgs,
+    routeKey,
+    maxConnections: _m,
     drainTimeout,
     shutdownGrace,
     onListening,
@@ -79,6 +83,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       pool,
       ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+      ...(routeKey === undefined ? {} : { routeKey }),
     });
     const bound = server.bind();
     if (!isLoopback(host)) log.warn(`Listening on ${host}: reachable from other machines`);
@@ -87,11 +92,18 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     const onSignal = () => stop("signal");
     Deno.addSignalListener("SIGTERM", onSignal);
     Deno.addSignalListener("SIGINT", onSignal);
+    // SIGHUP: rolling restart, one worker at a time, dropping nothing.
+    const onHup = () => {
+      log.info("SIGHUP: replacing workers one at a time");
+      void pool.reload();
+    };
+    Deno.addSignalListener("SIGHUP", onHup);
     signal?.addEventListener("abort", () => stop("aborted"), { once: true });
     try {
       await pool.start();
       server.serve();
-      log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${pool.size} workers`);
+      const size = pool.mode === "static" ? `${pool.size} workers` : `${pool.mode} pool of up to ${pool.size} workers`;
+      log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${size}`);
       onListening?.(formatAddress(bound));
       const why = await stopped;
       log.info(`Proxy stopping (${why}): draining requests in flight`);
@@ -103,6 +115,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     } finally {
       Deno.removeSignalListener("SIGTERM", onSignal);
       Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGHUP", onHup);
       await server.close({ drainTimeout: 0, graceMs: 0 });
     }
   } finally {
