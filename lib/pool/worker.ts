@@ -80,6 +80,8 @@ export class Worker {
   rssMb: number | null = null;
   /** When it last had nothing in flight (performance.now() ms). */
   idleSince: number = performance.now();
+  /** Requests the pool has sent it. */
+  assigned = 0;
   /** Requests after which it is retired (Infinity: never). */
   retireAfter: number = Infinity;
   #state: WorkerState = "starting";
@@ -177,6 +179,7 @@ export class Worker {
       const conn = await this.#connectUntil(deadline);
       this.#attach(conn);
       await this.#ping(deadline);
+      this.served = 0; // the readiness ping is not a request
       if (this.#state === "starting") {
         this.#state = "ready";
         this.#becameReady = true;
@@ -307,7 +310,7 @@ export class Worker {
     this.served++;
     if (this.#pending.size === 0) this.idleSince = performance.now();
     if (!call.requester.closed) call.requester.deliver(call.msgid, frame, envelope.tail);
-    this.#options.onAnswer?.(this);
+    if (this.#state !== "starting") this.#options.onAnswer?.(this); // not for the readiness ping
   }
 
   /**
@@ -316,14 +319,16 @@ export class Worker {
    * whether it is stuck.
    */
   sweep(now: number, onTimeout: (call: Call) => void): Call | undefined {
+    let freed = false;
     for (const [id, call] of this.#pending) {
       if (call.deadline !== undefined && call.deadline <= now) {
         this.#pending.delete(id);
         this.#overdue.set(id, call);
+        freed = true;
         onTimeout(call);
       }
     }
-    if (this.#pending.size === 0) this.idleSince = now;
+    if (freed && this.#pending.size === 0) this.idleSince = now;
     let oldest: Call | undefined;
     for (const call of this.#overdue.values()) {
       if (oldest === undefined || call.startedAt! < oldest.startedAt!) oldest = call;

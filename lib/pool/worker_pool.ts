@@ -162,6 +162,7 @@ export class WorkerPool {
   readonly #queue: RequestQueue;
   readonly #slots = new Set<Slot>();
   readonly #byKey = new Map<string, Slot>();
+  readonly #slotById = new Map<number, Slot>();
   #ready: Worker[] = [];
   #nextSlotId = 1;
   #closing = false;
@@ -281,12 +282,14 @@ export class WorkerPool {
       waiting: [],
     };
     this.#slots.add(slot);
+    this.#slotById.set(slot.id, slot);
     if (key !== undefined) this.#byKey.set(key, slot);
     return slot;
   }
 
   #removeSlot(slot: Slot): void {
     this.#slots.delete(slot);
+    this.#slotById.delete(slot.id);
     if (slot.key !== undefined && this.#byKey.get(slot.key) === slot) this.#byKey.delete(slot.key);
     if (slot.timer !== undefined) clearTimeout(slot.timer);
   }
@@ -540,6 +543,10 @@ export class WorkerPool {
       call.digest = paramsDigest(frame, tail, method);
     }
     worker.send(call, frame, tail);
+    // Counted when sent, so a worker takes exactly max-requests requests.
+    if (++worker.assigned >= worker.retireAfter) {
+      this.#retire(this.#slotById.get(worker.id)!, worker, "max-requests");
+    }
   }
 
   /** Forwards a notification to one worker (queued if none can take it). */
@@ -772,13 +779,16 @@ export class WorkerPool {
     } else this.#enqueue(call.requester, call.msgid, call.method, frame, tail, true, true);
   }
 
-  // Retirement: a replacement starts; once it is ready the old one takes no
-  // new work, finishes what it has, and stops.
+  // Retirement (max-requests, max-memory): the worker takes no new work at
+  // once, finishes what it has and stops; a replacement starts meanwhile
+  // (other workers, or the queue, take the requests in between).
   #retire(slot: Slot, worker: Worker, why: string): void {
-    if (slot.next || worker.state !== "ready" || this.#closing) return;
+    if (slot.worker !== worker || worker.state !== "ready" || slot.next || this.#closing) return;
     this.#totals.recycles++;
     this.#log.info(`Retiring worker ${slot.id} (pid ${worker.pid}): ${why}`);
-    void this.#startWorker(slot, true);
+    slot.worker = null;
+    this.#retireNow(slot, worker);
+    void this.#startWorker(slot, false);
   }
 
   #retireNow(slot: Slot, old: Worker): void {
@@ -894,15 +904,17 @@ export class WorkerPool {
 
   async #checkMemory(): Promise<void> {
     const max = this.#o.maxMemoryMb ?? 0;
-    for (const slot of [...this.#slots]) {
-      const w = slot.worker;
-      if (!w || w.pid === null || w.state !== "ready") continue;
-      const rss = await readRssMb(w.pid);
-      if (rss === null) continue;
-      w.rssMb = rss;
-      if (max > 0 && rss > max) {
-        this.#retire(slot, w, `resident memory ${rss} MiB above ${max} MiB`);
-      }
+    const live = [...this.#slots].filter((s) =>
+      s.worker?.state === "ready" && s.worker.pid !== null
+    );
+    if (live.length === 0) return;
+    const rss = await readRssMb(live.map((s) => s.worker!.pid!));
+    for (const slot of live) {
+      const w = slot.worker!;
+      const mb = rss.get(w.pid!);
+      if (mb === undefined) continue;
+      w.rssMb = mb;
+      if (max > 0 && mb > max) this.#retire(slot, w, `resident memory ${mb} MiB above ${max} MiB`);
     }
   }
 
@@ -1089,15 +1101,34 @@ function checkInt(name: string, value: number, min: number): number {
   return value;
 }
 
-/** Resident memory of a process in MiB, from /proc; null when unknown. */
-export async function readRssMb(pid: number): Promise<number | null> {
+/**
+ * Resident memory of processes in MiB. Deno lets only `--allow-all` read
+ * another process's /proc entry, so with narrower permissions this asks
+ * `ps` (one run for all pids). Unknown pids are left out.
+ */
+export async function readRssMb(pids: readonly number[]): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
   try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return m ? Math.round(Number(m[1]) / 102.4) / 10 : null;
+    for (const pid of pids) {
+      const m = /VmRSS:\s+(\d+) kB/.exec(await Deno.readTextFile(`/proc/${pid}/status`));
+      if (m) out.set(pid, Math.round(Number(m[1]) / 102.4) / 10);
+    }
+    return out;
   } catch {
-    return null;
+    // not allowed (or not Linux): fall back to ps
   }
+  try {
+    const { stdout } = await new Deno.Command("ps", {
+      args: ["-o", "pid=,rss=", "-p", pids.join(",")],
+    }).output();
+    for (const line of new TextDecoder().decode(stdout).split("\n")) {
+      const [pid, kb] = line.trim().split(/\s+/).map(Number);
+      if (pid && kb !== undefined && Number.isFinite(kb)) out.set(pid, Math.round(kb / 102.4) / 10);
+    }
+  } catch {
+    // no ps either: memory stays unknown
+  }
+  return out;
 }
 
 // FNV-1a over the params' first KiB, with their length: enough to tell

@@ -102,7 +102,9 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     try {
       await pool.start();
       server.serve();
-      const size = pool.mode === "static" ? `${pool.size} workers` : `${pool.mode} pool of up to ${pool.size} workers`;
+      const size = pool.mode === "static"
+        ? `${pool.size} workers`
+        : `${pool.mode} pool of up to ${pool.size} workers`;
       log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${size}`);
       onListening?.(formatAddress(bound));
       const why = await stopped;
