@@ -190,6 +190,22 @@ export class BackendServer {
   }
 
   /**
+   * Stops at once: closes the listener and every connection without waiting
+   * for requests in flight (their answers are lost), removes the socket file.
+   * Idempotent; tests use it to play a crashed worker.
+   */
+  async destroy(): Promise<void> {
+    this.#closing ??= Promise.resolve();
+    try {
+      this.#listener?.close();
+    } catch {
+      // already closed
+    }
+    for (const conn of this.#conns) conn.close();
+    if (this.#socketPath) await Deno.remove(this.#socketPath).catch(() => {});
+  }
+
+  /**
    * Stops accepting, lets requests in flight finish and their answers go out,
    * closes connections and removes the socket file. Idempotent.
    *
