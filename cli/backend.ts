@@ -6,11 +6,10 @@
 
 import { Command, InvalidArgumentError } from "commander";
 import { runBackend } from "../lib/backend/run_backend.ts";
+import { WORKER_SOCKET_ENV } from "../lib/pool/worker_command.ts";
 import type { Address } from "../lib/net/address.ts";
 import { addLogLevel, addMaxMessageSize, address, duration, setUpLogging } from "./_options.ts";
 
-/** Environment variable through which the proxy passes a worker its socket. */
-export const WORKER_SOCKET_ENV = "PROXY_WORKER_SOCKET";
 
 /** Builds the `backend` subcommand. */
 export function backendCommand(): Command {
