@@ -6,6 +6,7 @@
 
 import { Command, InvalidArgumentError } from "commander";
 import { RpcClient } from "../lib/client/rpc_client.ts";
+import { formatLegacyReply, LegacyClient, legacyPingPong } from "../lib/client/legacy_client.ts";
 import { parseArg } from "../lib/client/call_line.ts";
 import {
   callLines,
@@ -29,7 +30,9 @@ export function clientCommand(): Command {
       "Call METHOD with ARGs (each JSON, else a string) and print the result as JSON. Without METHOD: an interactive " +
         "prompt on a terminal, else one call per line of stdin.",
     )
-    .usage("[options] (HOST PORT | unix:PATH) [METHOD [ARG...]]")
+    .usage(
+      "[options] (HOST PORT | unix:PATH) [METHOD [ARG...]]\n       proxy client --legacy [options] HOST PORT",
+    )
     .argument("<target>", "HOST (then PORT) or unix:/path/to.sock")
     .argument("[rest...]", "PORT (for HOST), METHOD, ARGs")
     .option(
@@ -45,6 +48,14 @@ export function clientCommand(): Command {
       false,
     )
     .option("-q, --quiet", "with --repeat/--loop: print only the summary", false)
+    .option(
+      "--legacy",
+      "speak the original C++ proxy's CCRPC protocol: ping-pong --func with --body until " +
+        "interrupted (or --repeat times)",
+      false,
+    )
+    .option("--func <n>", "with --legacy: the function number", intIn(0, 0xffff_ffff), 1000)
+    .option("--body <text>", "with --legacy: the request body", '{"user_id":"allen"}')
     .addHelpText(
       "after",
       `
@@ -52,7 +63,8 @@ Exit codes: 0 result, 1 error answer, 2 usage, ${EXIT_CONNECTION} connection fai
 Examples:
   proxy client 127.0.0.1 8080 echo hello
   proxy client unix:/tmp/w.sock info
-  proxy client 127.0.0.1 8080 ping --repeat 10000 -q`,
+  proxy client 127.0.0.1 8080 ping --repeat 10000 -q
+  proxy client --legacy 127.0.0.1 8080 --func 1000 --body '{"user_id":"allen"}' --repeat 3`,
     );
   addMaxMessageSize(cmd);
   return cmd.action(async (target: string, rest: string[], opts) => {
@@ -72,12 +84,20 @@ Examples:
         throw new InvalidArgumentError((err as Error).message);
       }
     }
+    const io: ClientOutput = { out: (l) => console.log(l), err: (l) => console.error(l) };
+    if (opts.legacy) {
+      if (rest.length > 0) throw new InvalidArgumentError("--legacy takes no METHOD or ARGs");
+      Deno.exitCode = await runLegacy(addr, opts, io);
+      return;
+    }
+    if (["func", "body"].some((name) => cmd.getOptionValueSource(name) === "cli")) {
+      throw new InvalidArgumentError("--func and --body need --legacy");
+    }
     const [method, ...args] = rest;
     const params = args.map(parseArg);
     if ((opts.repeat !== undefined || opts.loop) && method === undefined) {
       throw new InvalidArgumentError("--repeat and --loop need a METHOD");
     }
-    const io: ClientOutput = { out: (l) => console.log(l), err: (l) => console.error(l) };
     Deno.exitCode = await runClient(addr, method, params, opts, io);
   });
 }
@@ -135,6 +155,57 @@ async function runClient(
     io.err(`proxy client: ${(err as Error).message}`);
     return (err as { code?: string }).code === "TIMEOUT" ? EXIT_TIMEOUT : EXIT_CONNECTION;
   } finally {
+    client.close();
+  }
+}
+
+// --legacy: ping-pong like the original C++ client, forever or --repeat times.
+async function runLegacy(
+  addr: Address,
+  opts: {
+    timeout: number;
+    repeat?: number;
+    quiet: boolean;
+    maxMessageSize: number;
+    func: number;
+    body: string;
+  },
+  io: ClientOutput,
+): Promise<number> {
+  let client: LegacyClient;
+  try {
+    client = await LegacyClient.connect(addr, {
+      connectTimeout: opts.timeout,
+      maxMessageSize: opts.maxMessageSize,
+    });
+  } catch (err) {
+    io.err(`proxy client: ${(err as Error).message}`);
+    return (err as { code?: string }).code === "TIMEOUT" ? EXIT_TIMEOUT : EXIT_CONNECTION;
+  }
+  const stop = new AbortController();
+  const onInt = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onInt);
+  try {
+    const summary = await legacyPingPong(client, {
+      funcNo: opts.func,
+      body: opts.body,
+      count: opts.repeat ?? Infinity,
+      timeout: opts.timeout,
+      signal: stop.signal,
+      ...(opts.quiet ? {} : { onReply: (r) => io.out(formatLegacyReply(r)) }),
+    });
+    io.err(
+      `${summary.ok + summary.failed} calls (${summary.failed} failed) in ${
+        summary.seconds.toFixed(3)
+      } s: ${summary.rate.toFixed(0)} calls/s`,
+    );
+    if (summary.error) {
+      io.err(`proxy client: ${summary.error.message}`);
+      return summary.error.code === "TIMEOUT" ? EXIT_TIMEOUT : EXIT_CONNECTION;
+    }
+    return summary.failed > 0 ? 1 : 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
     client.close();
   }
 }

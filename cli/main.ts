@@ -9,6 +9,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { backendCommand } from "./backend.ts";
 import { clientCommand } from "./client.ts";
 import { serveCommand } from "./serve.ts";
+import { testCommand } from "./test.ts";
 
 /** Exit code of a usage error (unknown option, bad value, missing argument). */
 export const EXIT_USAGE = 2;
@@ -21,7 +22,9 @@ export function buildProgram(): Command {
     )
     .version(denoJson.version, "-V, --version")
     .showHelpAfterError("(add --help for usage)");
-  for (const cmd of [serveCommand(), backendCommand(), clientCommand()]) program.addCommand(cmd);
+  for (const cmd of [serveCommand(), backendCommand(), clientCommand(), testCommand()]) {
+    program.addCommand(cmd);
+  }
   // Every command reports usage errors by throwing, so main() picks the exit code.
   const apply = (cmd: Command) => {
     cmd.exitOverride().showHelpAfterError("(add --help for usage)");

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Address, connect, listen, listenerAddress } from "../net/address.ts";
+import { acceptEach, type Address, connect, listen, listenerAddress } from "../net/address.ts";
 import { FrameConnection } from "../net/frame_connection.ts";
 import {
   decodeMessage,
@@ -82,18 +82,10 @@ export class BackendServer {
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
-    try {
-      for await (const conn of listener) {
-        if (this.#closing) {
-          conn.close();
-          continue;
-        }
-        if (conn.localAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
-        this.#serve(conn);
-      }
-    } catch {
-      // listener closed
-    }
+    await acceptEach(listener, (conn) => {
+      if (this.#closing) conn.close();
+      else this.#serve(conn);
+    });
   }
 
   #serve(raw: Deno.Conn): void {

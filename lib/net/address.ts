@@ -82,3 +82,33 @@ export function listenerAddress(listener: Deno.Listener): Address {
   const net = addr as Deno.NetAddr;
   return { transport: "tcp", hostname: net.hostname, port: net.port };
 }
+
+/**
+ * Accepts connections until the listener closes, handing each to `onConn`.
+ * A failed accept (a client that reset before it was accepted, too many open
+ * files) does not end the loop: only closing the listener does.
+ */
+export async function acceptEach(
+  listener: Deno.Listener,
+  onConn: (conn: Deno.Conn) => void,
+): Promise<void> {
+  while (true) {
+    let conn: Deno.Conn;
+    try {
+      conn = await listener.accept();
+    } catch (err) {
+      if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) return;
+      // Transient: back off briefly so a persistent one (EMFILE) does not spin.
+      await new Promise((r) => setTimeout(r, 10));
+      continue;
+    }
+    if (conn.localAddr.transport === "tcp") {
+      try {
+        (conn as Deno.TcpConn).setNoDelay(true);
+      } catch {
+        // the peer is already gone; reading will tell
+      }
+    }
+    onConn(conn);
+  }
+}

@@ -192,6 +192,7 @@ export class LegacySession implements Requester, ServedConnection {
   readonly #pool: LegacyPool;
   readonly #draining: () => boolean;
   readonly #decoder: LegacyFrameDecoder;
+  readonly #maxMessageSize: number;
   readonly #maxInFlight: number;
   readonly #highWaterMark: number;
   #initial: Uint8Array | undefined;
@@ -218,9 +219,8 @@ export class LegacySession implements Requester, ServedConnection {
     this.#conn = conn;
     this.#pool = options.pool;
     this.#draining = options.draining ?? (() => false);
-    this.#decoder = new LegacyFrameDecoder({
-      maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-    });
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#decoder = new LegacyFrameDecoder({ maxMessageSize: this.#maxMessageSize });
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_LEGACY_MAX_IN_FLIGHT;
     if (!Number.isSafeInteger(this.#maxInFlight) || this.#maxInFlight < 1) {
       throw new RangeError(
@@ -337,16 +337,31 @@ export class LegacySession implements Requester, ServedConnection {
       body: header.bodyType === LEGACY_BODY_JSON ? text : frame.body,
     };
     const call = encodeRequest(msgid, LEGACY_CALL_METHOD, [request]);
+    if (call.length > this.#maxMessageSize) {
+      // A worker would refuse it and drop its connection, failing others' requests too.
+      log.debug(
+        `Legacy request flow_no ${header.flowNo}: the call of ${call.length} bytes exceeds the limit of ${this.#maxMessageSize}`,
+      );
+      this.#answerError(slot, UNKNOWN);
+      return;
+    }
     slot.msgid = msgid;
     this.#pending.set(msgid, slot);
-    this.#pool.submit(
-      this,
-      msgid,
-      LEGACY_CALL_METHOD,
-      call,
-      readEnvelope(call, envelope).tail,
-      userId,
-    );
+    try {
+      this.#pool.submit(
+        this,
+        msgid,
+        LEGACY_CALL_METHOD,
+        call,
+        readEnvelope(call, envelope).tail,
+        userId,
+      );
+    } catch (err) {
+      this.fail(msgid, {
+        code: ErrorCode.HANDLER_ERROR,
+        message: `Cannot submit: ${err instanceof Error ? err.message : String(err)}`,
+      });
+    }
   }
 
   // A frame that cannot be read: -1 after what is owed, then close.

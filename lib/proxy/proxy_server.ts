@@ -5,7 +5,13 @@
  * @module
  */
 
-import { type Address, formatAddress, listen, listenerAddress } from "../net/address.ts";
+import {
+  acceptEach,
+  type Address,
+  formatAddress,
+  listen,
+  listenerAddress,
+} from "../net/address.ts";
 import { FrameConnection } from "../net/frame_connection.ts";
 import {
   createEnvelope,
@@ -99,6 +105,7 @@ export class ProxyServer {
   #listener: Deno.Listener | null = null;
   readonly #sessions = new Set<ClientSession>();
   readonly #conns = new Set<ServedConnection>();
+  readonly #sniffing = new Set<Deno.Conn>();
   #draining = false;
   #closing: Promise<void> | null = null;
   #nextSession = 1;
@@ -139,32 +146,28 @@ export class ProxyServer {
 
   async #accept(listener: Deno.Listener): Promise<void> {
     const max = this.#options.maxConnections ?? 10_000;
-    try {
-      for await (const raw of listener) {
-        if (this.#draining || this.#conns.size >= max) {
-          this.#refused++;
-          raw.close();
-          continue;
-        }
-        if (raw.localAddr.transport === "tcp") (raw as Deno.TcpConn).setNoDelay(true);
-        if (this.#options.legacyHandler) void this.#sniff(raw, this.#options.legacyHandler);
-        else this.#serveClient(raw, undefined);
-      }
-    } catch {
-      // listener closed
-    }
+    await acceptEach(listener, (raw) => {
+      if (this.#draining || this.#conns.size + this.#sniffing.size >= max) {
+        this.#refused++;
+        raw.close();
+      } else if (this.#options.legacyHandler) void this.#sniff(raw, this.#options.legacyHandler);
+      else this.#serveClient(raw, undefined);
+    });
   }
 
   // Reads the first bytes to tell the legacy protocol from MessagePack-RPC.
   async #sniff(raw: Deno.Conn, legacy: ConnectionHandler): Promise<void> {
-    const first = new Uint8Array(64 * 1024);
+    // Counted as open while silent, so idle connections cannot pile up past the limit.
+    this.#sniffing.add(raw);
+    const first = new Uint8Array(4096);
     let n: number | null;
     try {
       n = await raw.read(first);
     } catch {
       n = null;
     }
-    if (n === null) {
+    this.#sniffing.delete(raw);
+    if (n === null || this.#closing) {
       raw.close();
       return;
     }
@@ -188,6 +191,7 @@ export class ProxyServer {
       ...(this.#options.maxMessageSize === undefined
         ? {}
         : { maxMessageSize: this.#options.maxMessageSize }),
+      ...(initial === undefined ? {} : { initial }),
       onFrame: (frame) => {
         try {
           readEnvelope(frame, envelope);
@@ -303,6 +307,7 @@ export class ProxyServer {
     } catch {
       // already closed
     }
+    for (const raw of this.#sniffing) raw.close();
     await this.#pool.idle(AbortSignal.timeout(options.drainTimeout ?? 10_000));
     await this.#pool.close({ graceMs: options.graceMs ?? 5_000 });
     await Promise.all([...this.#conns].map((c) => c.end()));

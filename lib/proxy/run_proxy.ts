@@ -9,6 +9,7 @@ import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
 import { WorkerPool, type WorkerPoolOptions } from "../pool/worker_pool.ts";
 import { workerCommandLine } from "../pool/worker_command.ts";
+import { serveLegacy } from "./legacy_session.ts";
 import { ProxyServer } from "./proxy_server.ts";
 
 /** Options of {@linkcode runProxy}. */
@@ -81,6 +82,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     const server = new ProxyServer({
       address: { transport: "tcp", hostname: host, port: options.port ?? 8080 },
       pool,
+      legacyHandler: serveLegacy,
       ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       ...(routeKey === undefined ? {} : { routeKey }),

@@ -1,0 +1,548 @@
+/**
+ * Unit tests of the load test: histogram, report, generator accounting
+ * (against in-process servers), chaos target selection, live line.
+ */
+
+import assert from "node:assert/strict";
+import { BackendServer } from "../lib/backend/backend_server.ts";
+import type { Address } from "../lib/net/address.ts";
+import {
+  createEnvelope,
+  decodeMessage,
+  encodeResult,
+  FrameDecoder,
+  readEnvelope,
+} from "../lib/protocol/mod.ts";
+import { LatencyHistogram } from "../lib/loadtest/latency_histogram.ts";
+import { formatProgress, LiveLine } from "../lib/loadtest/live_line.ts";
+import { CheckCode, LoadGenerator, type LoadResult } from "../lib/loadtest/load_generator.ts";
+import { programCommandLine } from "../lib/loadtest/program_command.ts";
+import { buildReport, formatReport, type LoadTestConfig } from "../lib/loadtest/report.ts";
+import { CHAOS_UNSUPPORTED, WorkerKiller } from "../lib/loadtest/worker_killer.ts";
+
+const LOCAL = { transport: "tcp", hostname: "127.0.0.1", port: 0 } as const;
+
+function assertEquals(actual: unknown, expected: unknown): void {
+  assert.deepEqual(actual, expected);
+}
+
+function assertAlmostEquals(actual: number, expected: number, tolerance: number): void {
+  assert.ok(
+    Math.abs(actual - expected) <= tolerance,
+    `${actual} is not within ${tolerance} of ${expected}`,
+  );
+}
+
+function assertGreater(actual: number, than: number): void {
+  assert.ok(actual > than, `${actual} is not greater than ${than}`);
+}
+
+async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+  throw new assert.AssertionError({ message: "expected a rejection" });
+}
+
+// --- histogram -------------------------------------------------------------
+
+Deno.test("LatencyHistogram.summary() gives percentiles of what was recorded, in ms", () => {
+  const h = new LatencyHistogram();
+  for (let ms = 1; ms <= 1000; ms++) h.record(ms);
+  const s = h.summary();
+  assertEquals(h.count, 1000);
+  // 3 significant digits: within 0.1 %.
+  assertAlmostEquals(s.p50, 500, 0.5);
+  assertAlmostEquals(s.p90, 900, 0.9);
+  assertAlmostEquals(s.p99, 990, 1);
+  assertAlmostEquals(s.p999, 999, 1);
+  assertAlmostEquals(s.max, 1000, 1);
+  assertAlmostEquals(s.mean, 500.5, 0.5);
+  assertAlmostEquals(h.percentile(25), 250, 0.25);
+});
+
+Deno.test("LatencyHistogram keeps microseconds and clamps what is out of range", () => {
+  const h = new LatencyHistogram({ highestMs: 10 });
+  h.record(0.123);
+  h.record(-5); // a clock going backwards counts as 0
+  h.record(60_000); // beyond the range: recorded as the highest
+  assertEquals(h.count, 3);
+  assertAlmostEquals(h.percentile(50), 0.123, 0.001);
+  assertAlmostEquals(h.summary().max, 10, 0.01);
+  assertEquals(h.percentile(0), 0);
+});
+
+Deno.test("LatencyHistogram.summary() is all zeros when empty", () => {
+  assertEquals(new LatencyHistogram().summary(), {
+    p50: 0,
+    p90: 0,
+    p99: 0,
+    p999: 0,
+    max: 0,
+    mean: 0,
+  });
+});
+
+// --- report ----------------------------------------------------------------
+
+function config(over: Partial<LoadTestConfig> = {}): LoadTestConfig {
+  return {
+    target: "127.0.0.1:9",
+    selfStarted: false,
+    workers: null,
+    method: "echo",
+    payloadBytes: 64,
+    connections: 2,
+    pipeline: 1,
+    rate: null,
+    warmupMs: 0,
+    chaosMs: null,
+    expectedErrors: [],
+    ...over,
+  };
+}
+
+function result(over: Partial<LoadResult> = {}): LoadResult {
+  const histogram = new LatencyHistogram();
+  for (let i = 0; i < 400; i++) histogram.record(1 + (i % 4));
+  return {
+    requests: 400,
+    succeeded: 400,
+    sent: 400,
+    errors: {},
+    unanswered: 0,
+    connectionDrops: 0,
+    durationMs: 2000,
+    histogram,
+    aborted: false,
+    ...over,
+  };
+}
+
+Deno.test("buildReport() has the JSON shape of proxy test --json", () => {
+  const report = JSON.parse(JSON.stringify(buildReport(config(), result())));
+  for (
+    const key of ["requests", "rps", "errors", "unanswered", "latency_ms", "duration_s", "passed"]
+  ) {
+    assert.ok(key in report, `missing ${key}`);
+  }
+  assertEquals(Object.keys(report.latency_ms).sort(), ["max", "mean", "p50", "p90", "p99", "p999"]);
+  assertEquals(report.requests, 400);
+  assertEquals(report.rps, 200);
+  assertEquals(report.duration_s, 2);
+  assertEquals(report.errors, {});
+  assertEquals(report.unanswered, 0);
+  assertAlmostEquals(report.latency_ms.p50, 2, 0.01);
+  assertAlmostEquals(report.latency_ms.max, 4, 0.01);
+  assertEquals(report.passed, true);
+  assertEquals(report.failures, []);
+  assert.ok(!("crashes" in report), "crashes only with --chaos");
+});
+
+Deno.test("buildReport() fails a run with unanswered requests", () => {
+  const report = buildReport(config(), result({ unanswered: 3 }));
+  assertEquals(report.passed, false);
+  assertEquals(report.unanswered, 3);
+  assertEquals(report.failures, ["3 requests never answered"]);
+});
+
+Deno.test("buildReport() fails on unexpected errors and lists them by code", () => {
+  const report = buildReport(
+    config({ expectedErrors: ["HANDLER_ERROR"] }),
+    result({ errors: { PAYLOAD_MISMATCH: 2, HANDLER_ERROR: 5, BAD_MSGID: 1 } }),
+  );
+  assertEquals(report.passed, false);
+  assertEquals(report.failures, ["3 unexpected errors: BAD_MSGID 1, PAYLOAD_MISMATCH 2"]);
+  assertEquals(Object.keys(report.errors), ["BAD_MSGID", "HANDLER_ERROR", "PAYLOAD_MISMATCH"]);
+  assert.ok(formatReport(report).includes("HANDLER_ERROR 5 (expected)"));
+});
+
+Deno.test("buildReport() with chaos expects WORKER_EXITED and reports crashes", () => {
+  const report = buildReport(
+    config({ chaosMs: 200 }),
+    result({ errors: { WORKER_EXITED: 7 }, succeeded: 393 }),
+    { chaos: { crashes: 4, skipped: 0, lastError: null } },
+  );
+  assertEquals(report.passed, true);
+  assertEquals(report.crashes, 4);
+  assertEquals(report.worker_exited, 7);
+  assertEquals(report.expected_errors, ["WORKER_EXITED"]);
+  assert.ok(formatReport(report).includes("4 workers killed; 7 requests answered WORKER_EXITED"));
+});
+
+Deno.test("buildReport() fails when chaos killed nothing, or the proxy did not stop cleanly", () => {
+  const report = buildReport(config({ chaosMs: 200 }), result(), {
+    chaos: { crashes: 0, skipped: 3, lastError: "no worker was ready" },
+    proxyExit: { code: 137, killed: true },
+  });
+  assertEquals(report.passed, false);
+  assertEquals(report.failures, [
+    "--chaos killed no worker (no worker was ready)",
+    "the proxy did not stop on SIGTERM in time and was killed",
+  ]);
+  assertEquals(report.proxy_exit_code, 137);
+});
+
+Deno.test("buildReport() fails a run in which nothing was answered", () => {
+  const report = buildReport(
+    config(),
+    result({ requests: 0, succeeded: 0, histogram: new LatencyHistogram() }),
+  );
+  assertEquals(report.passed, false);
+  assertEquals(report.failures, ["no request was answered"]);
+  assertEquals(report.rps, 0);
+  assertEquals(report.latency_ms.p99, 0);
+});
+
+Deno.test("formatReport() says PASS or FAIL with the reasons", () => {
+  const pass = formatReport(buildReport(config({ rate: 1000 }), result()));
+  assert.ok(pass.includes("Requests    400 (200.0/s)"), pass);
+  assert.ok(pass.includes("1,000 requests/s (open loop)"), pass);
+  assert.ok(pass.trimEnd().endsWith("Result      PASS"), pass);
+  const fail = formatReport(buildReport(config(), result({ unanswered: 1, connectionDrops: 1 })));
+  assert.ok(
+    fail.includes("Result      FAIL: 1 request never answered; 1 connection closed by the server"),
+    fail,
+  );
+});
+
+// --- generator against in-process servers ----------------------------------
+
+async function backend(methods: Record<string, (...p: unknown[]) => unknown>) {
+  const server = new BackendServer({ address: LOCAL, methods });
+  const address = await server.listen();
+  return {
+    address,
+    [Symbol.asyncDispose]: () => server.close(AbortSignal.abort()),
+  };
+}
+
+Deno.test("LoadGenerator checks echoes and counts every answer once", async () => {
+  await using server = await backend({ echo: (x) => x });
+  const gen = new LoadGenerator({
+    address: server.address,
+    connections: 3,
+    pipeline: 4,
+    durationMs: 300,
+    payloadBytes: 100,
+  });
+  const r = await gen.run();
+  assertGreater(r.requests, 0);
+  assertEquals(r.errors, {});
+  assertEquals(r.unanswered, 0);
+  assertEquals(r.connectionDrops, 0);
+  assertEquals(r.succeeded, r.requests);
+  assertEquals(r.sent, r.requests); // no warm-up: every request sent is measured
+  assertEquals(r.histogram.count, r.requests);
+  assertAlmostEquals(r.durationMs, 300, 50);
+});
+
+Deno.test("LoadGenerator leaves warm-up requests out of the measurements", async () => {
+  await using server = await backend({ echo: (x) => x });
+  const r = await new LoadGenerator({
+    address: server.address,
+    connections: 1,
+    durationMs: 150,
+    warmupMs: 150,
+  }).run();
+  assertGreater(r.requests, 0);
+  assertGreater(r.sent, r.requests);
+  assertEquals(r.unanswered, 0);
+});
+
+Deno.test("LoadGenerator counts requests never answered as unanswered", async () => {
+  await using server = await backend({ hang: () => new Promise(() => {}) });
+  const r = await new LoadGenerator({
+    address: server.address,
+    connections: 2,
+    pipeline: 3,
+    durationMs: 100,
+    graceMs: 100,
+    method: "hang",
+    params: [],
+  }).run();
+  assertEquals(r.sent, 6);
+  assertEquals(r.unanswered, 6);
+  assertEquals(r.requests, 0);
+});
+
+Deno.test("LoadGenerator counts error answers by their code", async () => {
+  await using server = await backend({
+    echo: () => {
+      throw new Error("no");
+    },
+  });
+  const r = await new LoadGenerator({ address: server.address, connections: 1, durationMs: 100 })
+    .run();
+  assertGreater(r.requests, 0);
+  assertEquals(r.succeeded, 0);
+  assertEquals(r.errors, { HANDLER_ERROR: r.requests });
+});
+
+Deno.test("LoadGenerator sends at the fixed rate in open loop", async () => {
+  await using server = await backend({ echo: (x) => x });
+  const r = await new LoadGenerator({
+    address: server.address,
+    connections: 4,
+    durationMs: 500,
+    rate: 400,
+  }).run();
+  // 400/s for 0.5 s: 200 requests, give or take the last tick.
+  assertAlmostEquals(r.requests, 200, 5);
+  assertEquals(r.unanswered, 0);
+});
+
+/**
+ * A raw server that answers each request through `answer(msgid, frame)`,
+ * which returns the bytes to send back (or null for none).
+ */
+function rawServer(answer: (msgid: number, frame: Uint8Array) => Uint8Array | null) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      void (async () => {
+        const decoder = new FrameDecoder();
+        const env = createEnvelope();
+        try {
+          while (true) {
+            const n = await conn.read(decoder.reserve());
+            if (n === null) break;
+            decoder.commit(n);
+            let frame;
+            while ((frame = decoder.next()) !== null) {
+              readEnvelope(frame, env);
+              const out = answer(env.msgid, frame);
+              if (out) await conn.write(out);
+            }
+          }
+        } catch {
+          // closed
+        }
+        conns.delete(conn);
+        try {
+          conn.close();
+        } catch {
+          // already closed
+        }
+      })();
+    }
+  })();
+  const address: Address = { ...LOCAL, port: (listener.addr as Deno.NetAddr).port };
+  return {
+    address,
+    conns,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving.catch(() => {});
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
+    },
+  };
+}
+
+Deno.test("LoadGenerator counts an answer with a msgid never sent as BAD_MSGID", async () => {
+  await using server = rawServer((msgid) => encodeResult(msgid + 1_000_000, null));
+  const r = await new LoadGenerator({
+    address: server.address,
+    connections: 1,
+    pipeline: 2,
+    durationMs: 50,
+    graceMs: 50,
+  }).run();
+  assertEquals(r.errors, { [CheckCode.BAD_MSGID]: 2 });
+  assertEquals(r.unanswered, 2); // the real msgids never got an answer
+  assertEquals(r.requests, 0);
+});
+
+Deno.test("LoadGenerator counts an echo that differs from what was sent as PAYLOAD_MISMATCH", async () => {
+  let n = 0;
+  await using server = rawServer((msgid, frame) => {
+    const bytes = ((decodeMessage(frame) as { params: unknown[] }).params[0] as Uint8Array).slice();
+    if (n++ % 2 === 1) bytes[bytes.length - 1]! ^= 1; // every other answer is corrupted
+    return encodeResult(msgid, bytes);
+  });
+  const r = await new LoadGenerator({ address: server.address, connections: 1, durationMs: 100 })
+    .run();
+  assertGreater(r.requests, 2);
+  const mismatches = r.errors[CheckCode.PAYLOAD_MISMATCH] ?? 0;
+  assertAlmostEquals(mismatches, r.requests / 2, 1);
+  assertEquals(r.succeeded + mismatches, r.requests);
+  assertEquals(r.unanswered, 0);
+});
+
+Deno.test("LoadGenerator accepts an echo encoded differently but equal", async () => {
+  await using server = rawServer((msgid, frame) => {
+    const payload = (decodeMessage(frame) as { params: unknown[] }).params[0] as Uint8Array;
+    // bin32 instead of the shortest bin8: same value, other bytes.
+    const head = new Uint8Array([0xc6, 0, 0, 0, payload.length]);
+    const prefix = encodeResult(msgid, null); // [1, msgid, nil, nil]
+    const out = new Uint8Array(prefix.length - 1 + head.length + payload.length);
+    out.set(prefix.subarray(0, prefix.length - 1));
+    out.set(head, prefix.length - 1);
+    out.set(payload, prefix.length - 1 + head.length);
+    return out;
+  });
+  const r = await new LoadGenerator({ address: server.address, connections: 1, durationMs: 100 })
+    .run();
+  assertGreater(r.requests, 0);
+  assertEquals(r.errors, {});
+  assertEquals(r.succeeded, r.requests);
+});
+
+Deno.test("LoadGenerator counts requests lost with a dropped connection as unanswered", async () => {
+  let answered = 0;
+  await using server = rawServer((msgid) => {
+    if (++answered === 5) {
+      // drop every connection: requests in flight are lost
+      queueMicrotask(() => {
+        for (const c of server.conns) {
+          try {
+            c.close();
+          } catch {
+            // already closed
+          }
+        }
+      });
+      return null;
+    }
+    return answered > 5 ? null : encodeResult(msgid, null);
+  });
+  const r = await new LoadGenerator({
+    address: server.address,
+    connections: 1,
+    pipeline: 1,
+    durationMs: 150,
+    graceMs: 100,
+    method: "ping",
+    params: [],
+  }).run();
+  assertGreater(r.connectionDrops, 0);
+  assertGreater(r.unanswered, 0);
+  assertEquals(r.requests, 4);
+});
+
+Deno.test("LoadGenerator.run() rejects with CONNECT_FAILED when the target is down", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const err = await rejection(() =>
+    new LoadGenerator({ address: { ...LOCAL, port }, durationMs: 100 }).run()
+  );
+  assertEquals((err as { code?: string }).code, "CONNECT_FAILED");
+});
+
+// --- chaos ----------------------------------------------------------------------
+
+Deno.test("WorkerKiller kills only ready workers whose parent is the proxy", async () => {
+  const workers = [
+    { id: 1, pid: 101, state: "starting" },
+    { id: 2, pid: 102, state: "ready" },
+    { id: 3, pid: null, state: "ready" },
+    { id: 4, pid: 104, state: "ready" },
+  ];
+  await using server = await backend({ "proxy.stats": () => ({ pid: 50, workers }) });
+  const killed: number[] = [];
+  const killer = await WorkerKiller.connect({
+    address: server.address,
+    intervalMs: 1000,
+    random: () => 0.99, // the last ready one
+    kill: (pid) => killed.push(pid),
+    parentOf: (pid) => Promise.resolve(pid === 104 ? 50 : 1),
+  });
+  try {
+    assertEquals(await killer.killOne(), 104);
+    assertEquals(killed, [104]);
+    workers[3]!.state = "exited";
+    assertEquals(await killer.killOne(), null); // 102's parent is not the proxy
+    assertEquals(killed, [104]);
+    assertEquals(killer.crashes, 1);
+    assertEquals(killer.skipped, 1);
+    assert.ok(killer.lastError?.includes("not a child of the proxy"));
+  } finally {
+    await killer.close();
+  }
+});
+
+Deno.test("WorkerKiller.connect() refuses a target without proxy.stats", async () => {
+  await using server = await backend({ echo: (x) => x });
+  const err = await rejection(() =>
+    WorkerKiller.connect({ address: server.address, intervalMs: 100 })
+  );
+  assertEquals((err as { code?: string }).code, CHAOS_UNSUPPORTED);
+});
+
+Deno.test("WorkerKiller.connect() refuses a target on another machine", async () => {
+  const err = await rejection(() =>
+    WorkerKiller.connect({
+      address: { transport: "tcp", hostname: "192.0.2.1", port: 1 },
+      intervalMs: 100,
+    })
+  );
+  assertEquals((err as { code?: string }).code, CHAOS_UNSUPPORTED);
+});
+
+// --- program command line, live line ----------------------------------------
+
+Deno.test("programCommandLine() re-invokes the program as the pool does", () => {
+  const runtime = {
+    standalone: false,
+    execPath: "/usr/bin/deno",
+    mainModule: "file:///app/cli/main.ts",
+    denoFlags: ["--allow-net", "--config=/app/deno.json"],
+  };
+  assertEquals(programCommandLine(["serve", "--port", "0"], runtime), {
+    cmd: "/usr/bin/deno",
+    args: [
+      "run",
+      "--allow-net",
+      "--config=/app/deno.json",
+      "file:///app/cli/main.ts",
+      "serve",
+      "--port",
+      "0",
+    ],
+  });
+  assertEquals(
+    programCommandLine(["backend"], { ...runtime, standalone: true, execPath: "/opt/proxy" }),
+    {
+      cmd: "/opt/proxy",
+      args: ["backend"],
+    },
+  );
+});
+
+Deno.test("LiveLine rewrites one line and erases it when stopped", () => {
+  const written: string[] = [];
+  let now = 0;
+  const source = { answered: 0, errorCount: 2, inFlight: 16, elapsedMs: 0 };
+  const live = new LiveLine({
+    source,
+    totalMs: 10_000,
+    write: (t) => written.push(t),
+    now: () => now,
+  });
+  live.start();
+  now = 1000;
+  source.answered = 5000;
+  source.elapsedMs = 1000;
+  live.update();
+  live.stop();
+  live.stop();
+  assertEquals(written, [
+    "\r\x1b[Kelapsed 1.0/10.0 s  rate 5,000/s  errors 2  in flight 16",
+    "\r\x1b[K",
+  ]);
+  assertEquals(
+    formatProgress(12_000, 10_000, 0, 0, 0),
+    "elapsed 10.0/10.0 s  rate 0/s  errors 0  in flight 0",
+  );
+});
