@@ -10,7 +10,6 @@ import { WORKER_SOCKET_ENV } from "../lib/pool/worker_command.ts";
 import type { Address } from "../lib/net/address.ts";
 import { addLogLevel, addMaxMessageSize, address, duration, setUpLogging } from "./_options.ts";
 
-
 /** Builds the `backend` subcommand. */
 export function backendCommand(): Command {
   const cmd = new Command("backend")

@@ -48,7 +48,10 @@ export class FakeSpawner {
     const server: BackendServer = new BackendServer({
       address: { transport: "unix", path: socket },
       methods: {
-        ...builtinMethods({ requests: (): number => server.requests, exit: (code) => proc.crash(code) }),
+        ...builtinMethods({
+          requests: (): number => server.requests,
+          exit: (code) => proc.crash(code),
+        }),
         pid: () => pid,
         ...this.#methods,
       },
