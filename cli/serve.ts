@@ -156,6 +156,11 @@ export function serveCommand(): Command {
     )
     .option("--shutdown-grace <duration>", "how long workers get to exit before SIGKILL", ms, 5_000)
     .option("--max-connections <n>", "client connections held at once", intIn(1, 1_000_000), 10_000)
+    .option(
+      "--parent-watch",
+      "stop (as on SIGTERM) when stdin closes, e.g. under a supervisor holding a pipe",
+      false,
+    )
     .addHelpText(
       "after",
       `
@@ -209,6 +214,7 @@ Examples:
       shutdownGrace: opts.shutdownGrace,
       maxConnections: opts.maxConnections,
       maxMessageSize: opts.maxMessageSize,
+      parentWatch: opts.parentWatch,
     });
   });
 }

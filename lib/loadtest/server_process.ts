@@ -97,8 +97,11 @@ export class ServerProcess implements AsyncDisposable {
    * stderr lines are in the message. The child is ended first.
    */
   static async start(args: string[], options: ServerProcessOptions = {}): Promise<ServerProcess> {
+    // stdin is a pipe we never write: with --parent-watch the child exits
+    // when we die, even by SIGKILL.
     const child = options.spawn ? options.spawn(args) : spawnProgram(args, {
       stderr: "piped",
+      stdin: "piped",
       ...(options.runtime ? { runtime: options.runtime } : {}),
     });
     const lines: string[] = [];
@@ -211,6 +214,7 @@ export function startProxy(options: StartProxyOptions = {}): Promise<ServerProce
     "0",
     "--workers",
     String(workers),
+    "--parent-watch",
     ...(args ?? []),
   ], rest);
 }

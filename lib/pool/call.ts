@@ -42,6 +42,6 @@ export interface Call {
   startedAt?: number;
   /** When it times out (performance.now() ms); set when deadlines are on. */
   deadline?: number;
-  /** A short digest of the params, for the slow log. */
-  digest?: string;
+  /** A digest of the params for the slow log (hash and length, packed). */
+  digest?: number;
 }

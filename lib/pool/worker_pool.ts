@@ -169,6 +169,7 @@ export class WorkerPool {
   #queueTimer: ReturnType<typeof setTimeout> | undefined;
   #housekeeping: ReturnType<typeof setInterval> | undefined;
   #nextMemoryCheck = 0;
+  #clock = performance.now();
   #idleWaiters: (() => void)[] = [];
   #waitingCount = 0; // dedicated: requests waiting in slots
   #reloading: Promise<{ replaced: number; failed: number }> | null = null;
@@ -256,7 +257,7 @@ export class WorkerPool {
       () => this.#newSlot(undefined),
     );
     const results = await Promise.all(slots.map((s) => this.#startWorker(s, false)));
-    const failed = slots.find((s, i) => !results[i]);
+    const failed = slots.find((_s, i) => !results[i]);
     if (failed) {
       const err = failed.lastError!;
       await this.close({ graceMs: 0 });
@@ -535,11 +536,14 @@ export class WorkerPool {
     }
     if (retried) call.retried = true;
     if (this.#deadlines) {
-      const now = performance.now();
-      const timeout = this.#methodTimeouts.get(method) ?? this.#requestTimeout;
+      // The housekeeping clock (50 ms steps) spares a clock read per request.
+      const now = this.#clock;
+      const timeout = this.#methodTimeouts.size === 0
+        ? this.#requestTimeout
+        : this.#methodTimeouts.get(method) ?? this.#requestTimeout;
       call.startedAt = now;
-      if (timeout > 0) call.deadline = now + timeout;
-      else if (this.#killAfter > 0) call.deadline = now + this.#killAfter;
+      const limit = timeout > 0 ? timeout : this.#killAfter;
+      if (limit > 0) call.deadline = now + limit;
       call.digest = paramsDigest(frame, tail, method);
     }
     worker.send(call, frame, tail);
@@ -820,7 +824,7 @@ export class WorkerPool {
 
   #housekeep(): void {
     if (this.#closing) return;
-    const now = performance.now();
+    const now = this.#clock = performance.now();
     if (this.#deadlines) this.#sweepDeadlines(now);
     if (this.mode !== "static") this.#stopIdle(now);
     if (this.mode === "dedicated" && this.#waitingCount > 0) {
@@ -832,7 +836,7 @@ export class WorkerPool {
       }
       this.#checkIdle();
     }
-    if (now >= this.#nextMemoryCheck) {
+    if ((this.#o.maxMemoryMb ?? 0) > 0 && now >= this.#nextMemoryCheck) {
       this.#nextMemoryCheck = now + (this.#o.memoryCheckInterval ?? 2000);
       void this.#checkMemory();
     }
@@ -864,7 +868,7 @@ export class WorkerPool {
             `Slow request: worker ${worker.id} (pid ${worker.pid}) killed after ${
               Math.round(elapsed)
             } ms on ` +
-              `method=${oldest.method} params_digest=${oldest.digest} elapsed_ms=${
+              `method=${oldest.method} params_digest=${formatDigest(oldest.digest!)} elapsed_ms=${
                 Math.round(elapsed)
               }; ` +
               `last output: ${lines.length > 0 ? lines.slice(-5).join(" | ") : "(none)"}`,
@@ -902,17 +906,24 @@ export class WorkerPool {
     }
   }
 
+  /** Reads the workers' resident memory now (for `proxy.stats`; also the `--max-memory` check). */
+  async readMemory(): Promise<void> {
+    await this.#checkMemory();
+  }
+
   async #checkMemory(): Promise<void> {
     const max = this.#o.maxMemoryMb ?? 0;
-    const live = [...this.#slots].filter((s) =>
-      s.worker?.state === "ready" && s.worker.pid !== null
-    );
+    const live: [Slot, Worker][] = [];
+    for (const slot of this.#slots) {
+      const w = slot.worker;
+      if (w?.state === "ready" && w.pid !== null) live.push([slot, w]);
+    }
     if (live.length === 0) return;
-    const rss = await readRssMb(live.map((s) => s.worker!.pid!));
-    for (const slot of live) {
-      const w = slot.worker!;
+    const rss = await readRssMb(live.map(([, w]) => w.pid!));
+    // Workers may have changed while ps ran: judge each by its own pid.
+    for (const [slot, w] of live) {
       const mb = rss.get(w.pid!);
-      if (mb === undefined) continue;
+      if (mb === undefined || w.state !== "ready") continue;
       w.rssMb = mb;
       if (max > 0 && mb > max) this.#retire(slot, w, `resident memory ${mb} MiB above ${max} MiB`);
     }
@@ -1131,17 +1142,22 @@ export async function readRssMb(pids: readonly number[]): Promise<Map<number, nu
   return out;
 }
 
-// FNV-1a over the params' first KiB, with their length: enough to tell
-// requests apart in a log line without logging their content, at a bounded
-// cost per request.
-function paramsDigest(frame: Uint8Array, tail: number, method: string): string {
+// FNV-1a over the params' first 32 bytes, with their length: enough to tell
+// requests apart in a log line without logging their content, at a small
+// fixed cost per request. Packed in one number: hash * 2^21 + length.
+function paramsDigest(frame: Uint8Array, tail: number, method: string): number {
   const len = method.length; // method names are ASCII in practice
   const start = tail + (len < 32 ? 1 : len < 256 ? 2 : len < 65536 ? 3 : 5) + len;
-  const end = Math.min(frame.length, start + 1024);
+  const end = Math.min(frame.length, start + 32);
   let h = 0x811c9dc5;
   for (let at = start; at < end; at++) {
     h ^= frame[at]!;
     h = Math.imul(h, 0x01000193);
   }
-  return `${(h >>> 0).toString(16).padStart(8, "0")}/${Math.max(0, frame.length - start)}B`;
+  return (h >>> 0) * 2 ** 21 + Math.min(Math.max(0, frame.length - start), 2 ** 21 - 1);
+}
+
+function formatDigest(digest: number): string {
+  const hash = Math.floor(digest / 2 ** 21);
+  return `${hash.toString(16).padStart(8, "0")}/${digest % 2 ** 21}B`;
 }

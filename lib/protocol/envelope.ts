@@ -36,6 +36,19 @@ export const MAX_ENVELOPE_HEAD = 11;
 
 const textDecoder = new TextDecoder();
 
+// Frames are views into a connection's read buffer, which rarely changes: one
+// DataView per buffer (offsets are absolute) instead of one per frame.
+let cachedBuffer: ArrayBufferLike | null = null;
+let cachedView: DataView | null = null;
+
+function viewOf(bytes: Uint8Array): DataView {
+  if (bytes.buffer !== cachedBuffer) {
+    cachedBuffer = bytes.buffer;
+    cachedView = new DataView(bytes.buffer);
+  }
+  return cachedView!;
+}
+
 // Scratch register: the readers below return a value and leave the offset
 // after it here, so the hot path allocates no tuples. Always written before read.
 let intEnd = 0;
@@ -58,29 +71,29 @@ function readInt(frame: Uint8Array, view: DataView, pos: number): number | undef
       return frame[pos + 1];
     case 0xcd:
       intEnd = pos + 3;
-      return pos + 3 <= frame.length ? view.getUint16(pos + 1) : undefined;
+      return pos + 3 <= frame.length ? view.getUint16(frame.byteOffset + pos + 1) : undefined;
     case 0xce:
       intEnd = pos + 5;
-      return pos + 5 <= frame.length ? view.getUint32(pos + 1) : undefined;
+      return pos + 5 <= frame.length ? view.getUint32(frame.byteOffset + pos + 1) : undefined;
     case 0xcf: {
       intEnd = pos + 9;
       if (pos + 9 > frame.length) return undefined;
-      const v = Number(view.getBigUint64(pos + 1));
+      const v = Number(view.getBigUint64(frame.byteOffset + pos + 1));
       return Number.isSafeInteger(v) ? v : undefined;
     }
     case 0xd0:
       intEnd = pos + 2;
-      return view.getInt8(pos + 1);
+      return view.getInt8(frame.byteOffset + pos + 1);
     case 0xd1:
       intEnd = pos + 3;
-      return pos + 3 <= frame.length ? view.getInt16(pos + 1) : undefined;
+      return pos + 3 <= frame.length ? view.getInt16(frame.byteOffset + pos + 1) : undefined;
     case 0xd2:
       intEnd = pos + 5;
-      return pos + 5 <= frame.length ? view.getInt32(pos + 1) : undefined;
+      return pos + 5 <= frame.length ? view.getInt32(frame.byteOffset + pos + 1) : undefined;
     case 0xd3: {
       intEnd = pos + 9;
       if (pos + 9 > frame.length) return undefined;
-      const v = Number(view.getBigInt64(pos + 1));
+      const v = Number(view.getBigInt64(frame.byteOffset + pos + 1));
       return Number.isSafeInteger(v) ? v : undefined;
     }
     // msgpackr writes integers beyond 32 bits as floats; decodeMessage() accepts
@@ -88,13 +101,13 @@ function readInt(frame: Uint8Array, view: DataView, pos: number): number | undef
     case 0xca: {
       intEnd = pos + 5;
       if (pos + 5 > frame.length) return undefined;
-      const v = view.getFloat32(pos + 1);
+      const v = view.getFloat32(frame.byteOffset + pos + 1);
       return Number.isSafeInteger(v) ? v : undefined;
     }
     case 0xcb: {
       intEnd = pos + 9;
       if (pos + 9 > frame.length) return undefined;
-      const v = view.getFloat64(pos + 1);
+      const v = view.getFloat64(frame.byteOffset + pos + 1);
       return Number.isSafeInteger(v) ? v : undefined;
     }
   }
@@ -114,10 +127,10 @@ function readStr(frame: Uint8Array, view: DataView, pos: number): string | undef
     len = frame[pos + 1]!;
     start = pos + 2;
   } else if (b === 0xda && pos + 3 <= frame.length) {
-    len = view.getUint16(pos + 1);
+    len = view.getUint16(frame.byteOffset + pos + 1);
     start = pos + 3;
   } else if (b === 0xdb && pos + 5 <= frame.length) {
-    len = view.getUint32(pos + 1);
+    len = view.getUint32(frame.byteOffset + pos + 1);
     start = pos + 5;
   } else return undefined;
   const end = start + len;
@@ -144,11 +157,11 @@ function arrayLength(frame: Uint8Array, view: DataView): number {
   }
   if (b === 0xdc && frame.length >= 3) {
     intEnd = 3;
-    return view.getUint16(1);
+    return view.getUint16(frame.byteOffset + 1);
   }
   if (b === 0xdd && frame.length >= 5) {
     intEnd = 5;
-    return view.getUint32(1);
+    return view.getUint32(frame.byteOffset + 1);
   }
   return -1;
 }
@@ -171,7 +184,7 @@ function invalid(message: string, msgid?: number): InvalidMessageError {
  * @throws {InvalidMessageError} `INVALID_REQUEST` (with the msgid when known).
  */
 export function readEnvelope(frame: Uint8Array, out: Envelope): Envelope {
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  const view = viewOf(frame);
   const len = arrayLength(frame, view);
   if (len < 0) throw invalid("Cannot accept message: not an array");
   const type = frame[intEnd];
@@ -297,7 +310,7 @@ export function writeInt(buf: Uint8Array, offset: number, v: number): number {
  */
 export function peekRequestMsgid(bytes: Uint8Array): number | undefined {
   if (bytes.length < 3) return undefined;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = viewOf(bytes);
   if (arrayLength(bytes, view) !== 4 || bytes[intEnd] !== REQUEST) return undefined;
   return readInt(bytes, view, intEnd + 1);
 }

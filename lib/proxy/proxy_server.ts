@@ -262,7 +262,10 @@ export class ProxyServer {
     if (msg.type !== REQUEST) return;
     switch (msg.method) {
       case "proxy.stats":
-        session.reply(encodeResult(msg.msgid, this.stats()));
+        // Memory is read on demand (a ps run when /proc is not readable).
+        void this.#pool.readMemory().then(() =>
+          !session.closed && session.reply(encodeResult(msg.msgid, this.stats()))
+        );
         return;
       case "proxy.reload":
         this.#pool.reload().then(

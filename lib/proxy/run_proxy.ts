@@ -5,6 +5,7 @@
  * @module
  */
 
+import { watchParent } from "../backend/run_backend.ts";
 import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
 import { WorkerPool, type WorkerPoolOptions } from "../pool/worker_pool.ts";
@@ -35,6 +36,8 @@ export interface RunProxyOptions
   onListening?: (address: string) => void;
   /** Stops the proxy as SIGTERM would. */
   signal?: AbortSignal;
+  /** Stop (as on SIGTERM) when stdin closes: the parent that started us is gone. @default {false} */
+  parentWatch?: boolean;
 }
 
 /** Addresses that only this machine can reach. */
@@ -66,6 +69,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     shutdownGrace,
     onListening,
     signal,
+    parentWatch,
     ...rest
   } = options;
   try {
@@ -91,6 +95,13 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     if (!isLoopback(host)) log.warn(`Listening on ${host}: reachable from other machines`);
     let stop!: (why: string) => void;
     const stopped = new Promise<string>((resolve) => stop = resolve);
+    // A bug in one request's path must not take every client down: log it
+    // loudly and keep serving.
+    const onUnhandled = (event: PromiseRejectionEvent) => {
+      event.preventDefault();
+      log.error(`Unhandled error (please report it): ${event.reason?.stack ?? event.reason}`);
+    };
+    globalThis.addEventListener("unhandledrejection", onUnhandled);
     const onSignal = () => stop("signal");
     Deno.addSignalListener("SIGTERM", onSignal);
     Deno.addSignalListener("SIGINT", onSignal);
@@ -101,6 +112,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     };
     Deno.addSignalListener("SIGHUP", onHup);
     signal?.addEventListener("abort", () => stop("aborted"), { once: true });
+    if (parentWatch) void watchParent(() => stop("parent gone"));
     try {
       await pool.start();
       server.serve();
@@ -120,6 +132,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       Deno.removeSignalListener("SIGTERM", onSignal);
       Deno.removeSignalListener("SIGINT", onSignal);
       Deno.removeSignalListener("SIGHUP", onHup);
+      globalThis.removeEventListener("unhandledrejection", onUnhandled);
       await server.close({ drainTimeout: 0, graceMs: 0 });
     }
   } finally {
