@@ -301,3 +301,29 @@ Deno.test("a client that disconnects frees its worker's place at once", async ()
   // Without the freed place this would wait for the sleep and time out in the queue.
   assert.equal(await p.client.call("echo", ["next"]), "next");
 });
+
+Deno.test("rolling restarts during a `proxy test` load: 0 errors and 0 unanswered", async () => {
+  await using p = await startProxy("--workers", "2");
+  const load = spawnProgram([
+    ...["test", "--target", p.address, "--duration", "4s", "--connections", "8", "--pipeline", "4"],
+    "--json",
+  ]);
+  await using _load = load;
+  await eventually("load running", async () => (await p.stats()).totals.requests > 100);
+  const reloads: { replaced: number; failed: number }[] = [];
+  for (let i = 0; i < 3; i++) {
+    reloads.push(await p.client.call("proxy.reload") as { replaced: number; failed: number });
+  }
+  const status = await load.waitExit(20_000);
+  const report = JSON.parse(load.stdout) as {
+    requests: number;
+    errors: Record<string, number>;
+    unanswered: number;
+  };
+  assert.deepEqual(reloads, Array(3).fill({ replaced: 2, failed: 0 }));
+  assert.equal(status.code, 0, load.stderr);
+  assert.deepEqual(report.errors, {});
+  assert.equal(report.unanswered, 0);
+  assert.ok(report.requests > 0);
+  assert.equal((await p.stats()).totals.spawns, 2 + 6);
+});
