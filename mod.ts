@@ -36,6 +36,8 @@ export * from "./lib/pool/worker.ts";
 export * from "./lib/pool/worker_command.ts";
 export * from "./lib/pool/worker_process.ts";
 export * from "./lib/pool/worker_pool.ts";
+export * from "./lib/pool/pool_options.ts";
+export * from "./lib/pool/memory.ts";
 export * from "./lib/proxy/client_session.ts";
 export * from "./lib/proxy/proxy_server.ts";
 export * from "./lib/proxy/run_proxy.ts";

@@ -3,7 +3,8 @@
  */
 
 import assert from "node:assert/strict";
-import { WorkerPool, type WorkerPoolOptions } from "../lib/pool/worker_pool.ts";
+import type { WorkerPoolOptions } from "../lib/pool/pool_options.ts";
+import { WorkerPool } from "../lib/pool/worker_pool.ts";
 import { createEnvelope, encodeRequest, readEnvelope } from "../lib/protocol/mod.ts";
 import { FakeSpawner, type Outcome, RecordingRequester } from "./helpers/fake_worker.ts";
 

@@ -19,118 +19,17 @@ import { ErrorCode, type ProxyError, type WireError } from "../protocol/mod.ts";
 import type { Call, Requester } from "./call.ts";
 import { type QueuedRequest, RequestQueue } from "./request_queue.ts";
 import { Worker } from "./worker.ts";
-import type { CommandLine } from "./worker_command.ts";
-import type { ExitStatus, SpawnFn } from "./worker_process.ts";
-
-/** How the pool sizes itself. */
-export type PoolMode = "static" | "dynamic" | "ondemand" | "dedicated";
-
-/** The pool modes, for flag validation. */
-export const POOL_MODES: readonly PoolMode[] = ["static", "dynamic", "ondemand", "dedicated"];
-
-/** Options of {@linkcode WorkerPool}. */
-export interface WorkerPoolOptions {
-  /** How the pool sizes itself. @default {"static"} */
-  mode?: PoolMode;
-  /** `static`: number of workers. @default {navigator.hardwareConcurrency} */
-  workers?: number;
-  /** `dynamic`: workers kept even when idle. @default {1} */
-  minWorkers?: number;
-  /** `dynamic`, `ondemand`, `dedicated`: most workers at once. @default {2 × CPUs (dedicated: 64)} */
-  maxWorkers?: number;
-  /** `dynamic`: idle workers to keep ready ahead of demand. @default {1} */
-  minSpare?: number;
-  /** `dynamic`: idle workers above which idle ones stop. @default {3} */
-  maxSpare?: number;
-  /** `dynamic`, `ondemand`, `dedicated`: ms a worker may sit idle before it stops. @default {10000} */
-  idleTimeout?: number;
-  /** Directory for the worker sockets (private to the proxy). */
-  socketDir: string;
-  /** The command line of a worker, given its socket path. */
-  commandLine: (socket: string) => CommandLine;
-  /** Requests one worker may have in flight. @default {128} */
-  maxInFlightPerWorker?: number;
-  /** Requests that may wait for a worker. @default {1024} */
-  queueSize?: number;
-  /** Milliseconds a request may wait for a worker. @default {10000} */
-  queueTimeout?: number;
-  /** Milliseconds a worker may take to get ready. @default {10000} */
-  startTimeout?: number;
-  /** Largest message accepted from a worker. @default {8388608} */
-  maxMessageSize?: number;
-  /** Methods sent once more to another worker when theirs dies, or `"all"`. @default {[]} */
-  retry?: readonly string[] | "all";
-  /** Milliseconds before a request is answered `TIMEOUT`; 0 = none. @default {30000} */
-  requestTimeout?: number;
-  /** Per-method overrides of `requestTimeout`. @default {{}} */
-  methodTimeouts?: Readonly<Record<string, number>>;
-  /** Milliseconds after which a worker still busy with one request is killed; 0 = never. @default {60000} */
-  killAfter?: number;
-  /** Requests after which a worker is retired and replaced; 0 = never. @default {0} */
-  maxRequests?: number;
-  /** Random extra requests (0 to this) added per worker to `maxRequests`, so workers do not retire together. @default {0} */
-  maxRequestsJitter?: number;
-  /** Resident memory in MiB above which a worker is retired; 0 = no limit. @default {0} */
-  maxMemoryMb?: number;
-  /** Milliseconds between memory readings. @default {2000} */
-  memoryCheckInterval?: number;
-  /** Failed starts in a row after which a worker slot stops respawning. @default {5} */
-  crashLoopThreshold?: number;
-  /** Milliseconds a crash-looping slot rests before trying again. @default {30000} */
-  crashLoopCooldown?: number;
-  /** Starts processes; tests inject fakes. @default {spawnWorkerProcess} */
-  spawn?: SpawnFn;
-  /** Connects to a worker socket; tests inject fakes. */
-  connect?: (path: string) => Promise<Deno.Conn>;
-  /** Randomness for the balancer and jitter. @default {Math.random} */
-  random?: () => number;
-}
-
-/** One worker's line in {@linkcode PoolStats}. */
-export interface WorkerStats {
-  id: number;
-  key: string | null;
-  pid: number | null;
-  state: string;
-  in_flight: number;
-  served: number;
-  restarts: number;
-  rss_mb: number | null;
-  started_at: string;
-}
-
-/** A worker that has exited, as {@linkcode PoolStats} remembers it. */
-export interface ExitRecord {
-  id: number;
-  key: string | null;
-  pid: number | null;
-  code: number;
-  signal: string | null;
-  reason: string;
-  at: string;
-}
-
-/** What `proxy.stats` reports of the pool. */
-export interface PoolStats {
-  mode: PoolMode;
-  socket_dir: string;
-  workers: WorkerStats[];
-  past_exits: ExitRecord[];
-  queue: { length: number; capacity: number };
-  totals: {
-    requests: number;
-    answered: number;
-    spawns: number;
-    crashes: number;
-    worker_exits: number;
-    timeouts: number;
-    kills: number;
-    retries: number;
-    recycles: number;
-    queue_full: number;
-    queue_timeouts: number;
-  };
-}
+import type { ExitStatus } from "./worker_process.ts";
+import { readRssMb } from "./memory.ts";
+import { formatDigest, paramsDigest } from "./params_digest.ts";
+import {
+  type ExitRecord,
+  POOL_MODES,
+  type PoolMode,
+  type PoolStats,
+  type WorkerPoolOptions,
+  type WorkerStats,
+} from "./pool_options.ts";
 
 interface Slot {
   id: number;
@@ -1110,54 +1009,4 @@ function checkInt(name: string, value: number, min: number): number {
     );
   }
   return value;
-}
-
-/**
- * Resident memory of processes in MiB. Deno lets only `--allow-all` read
- * another process's /proc entry, so with narrower permissions this asks
- * `ps` (one run for all pids). Unknown pids are left out.
- */
-export async function readRssMb(pids: readonly number[]): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
-  try {
-    for (const pid of pids) {
-      const m = /VmRSS:\s+(\d+) kB/.exec(await Deno.readTextFile(`/proc/${pid}/status`));
-      if (m) out.set(pid, Math.round(Number(m[1]) / 102.4) / 10);
-    }
-    return out;
-  } catch {
-    // not allowed (or not Linux): fall back to ps
-  }
-  try {
-    const { stdout } = await new Deno.Command("ps", {
-      args: ["-o", "pid=,rss=", "-p", pids.join(",")],
-    }).output();
-    for (const line of new TextDecoder().decode(stdout).split("\n")) {
-      const [pid, kb] = line.trim().split(/\s+/).map(Number);
-      if (pid && kb !== undefined && Number.isFinite(kb)) out.set(pid, Math.round(kb / 102.4) / 10);
-    }
-  } catch {
-    // no ps either: memory stays unknown
-  }
-  return out;
-}
-
-// FNV-1a over the params' first 32 bytes, with their length: enough to tell
-// requests apart in a log line without logging their content, at a small
-// fixed cost per request. Packed in one number: hash * 2^21 + length.
-function paramsDigest(frame: Uint8Array, tail: number, method: string): number {
-  const len = method.length; // method names are ASCII in practice
-  const start = tail + (len < 32 ? 1 : len < 256 ? 2 : len < 65536 ? 3 : 5) + len;
-  const end = Math.min(frame.length, start + 32);
-  let h = 0x811c9dc5;
-  for (let at = start; at < end; at++) {
-    h ^= frame[at]!;
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) * 2 ** 21 + Math.min(Math.max(0, frame.length - start), 2 ** 21 - 1);
-}
-
-function formatDigest(digest: number): string {
-  const hash = Math.floor(digest / 2 ** 21);
-  return `${hash.toString(16).padStart(8, "0")}/${digest % 2 ** 21}B`;
 }

@@ -29,7 +29,8 @@ import {
   REQUEST,
   RESPONSE,
 } from "../protocol/mod.ts";
-import type { PoolStats, WorkerPool } from "../pool/worker_pool.ts";
+import type { PoolStats } from "../pool/pool_options.ts";
+import type { WorkerPool } from "../pool/worker_pool.ts";
 import { ClientSession } from "./client_session.ts";
 import { parseRoutePath, routeKey } from "./route_key.ts";
 

@@ -8,7 +8,8 @@
 import { watchParent } from "../backend/run_backend.ts";
 import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
-import { WorkerPool, type WorkerPoolOptions } from "../pool/worker_pool.ts";
+import type { WorkerPoolOptions } from "../pool/pool_options.ts";
+import { WorkerPool } from "../pool/worker_pool.ts";
 import { workerCommandLine } from "../pool/worker_command.ts";
 import { serveLegacy } from "./legacy_session.ts";
 import { ProxyServer } from "./proxy_server.ts";
