@@ -4,13 +4,8 @@
  * @module
  */
 
-import {
-  DEFAULT_MAX_MESSAGE_SIZE,
-  FrameDecoder,
-  MAX_ENVELOPE_HEAD,
-  ProxyError,
-  writeEnvelopeHead,
-} from "../protocol/mod.ts";
+import { DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, ProxyError } from "../protocol/mod.ts";
+import { BatchedWriter } from "./batched_writer.ts";
 
 /** Options of {@linkcode FrameConnection}. */
 export interface FrameConnectionOptions {
@@ -59,12 +54,7 @@ export class FrameConnection {
   readonly #onEof: (() => void) | undefined;
   readonly #highWaterMark: number;
   #initial: Uint8Array | undefined;
-  #out = new Uint8Array(16 * 1024);
-  #outLen = 0;
-  #spare = new Uint8Array(16 * 1024);
-  #writing = false;
-  #flushScheduled = false;
-  #sendingLen = 0;
+  readonly #writer: BatchedWriter;
   #closed = false;
   #closing = false;
   #readPaused = false;
@@ -88,6 +78,7 @@ export class FrameConnection {
     this.#onEof = options.onEof;
     this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.#initial = options.initial;
+    this.#writer = new BatchedWriter(conn, { onError: () => this.close() });
     this.#done = new Promise((resolve) => this.#resolveDone = resolve);
   }
 
@@ -103,7 +94,7 @@ export class FrameConnection {
 
   /** Bytes waiting to be written. */
   get pendingBytes(): number {
-    return this.#outLen + this.#sendingLen;
+    return this.#writer.pendingBytes;
   }
 
   /** Starts the read loop; resolves when reading has ended and the connection is closed. */
@@ -192,11 +183,7 @@ export class FrameConnection {
 
   /** Queues one whole frame for writing. */
   write(frame: Uint8Array): void {
-    if (this.#closed) return;
-    const at = this.#reserveOut(frame.length);
-    this.#out.set(frame, at);
-    this.#outLen = at + frame.length;
-    this.#scheduleFlush();
+    if (!this.#closed) this.#writer.write(frame);
   }
 
   /**
@@ -204,79 +191,12 @@ export class FrameConnection {
    * `frame` from offset `tail` on (see `readEnvelope`).
    */
   writeWithMsgid(type: number, msgid: number, frame: Uint8Array, tail: number): void {
-    if (this.#closed) return;
-    const rest = frame.length - tail;
-    const at = this.#reserveOut(MAX_ENVELOPE_HEAD + rest);
-    const off = writeEnvelopeHead(this.#out, at, type, msgid);
-    this.#out.set(frame.subarray(tail), off);
-    this.#outLen = off + rest;
-    this.#scheduleFlush();
-  }
-
-  #reserveOut(n: number): number {
-    const need = this.#outLen + n;
-    if (need > this.#out.length) {
-      let size = this.#out.length * 2;
-      while (size < need) size *= 2;
-      const next = new Uint8Array(size);
-      next.set(this.#out.subarray(0, this.#outLen));
-      this.#out = next;
-    }
-    return this.#outLen;
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#writing) return;
-    this.#flushScheduled = true;
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      void this.#flush();
-    });
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#writing) return;
-    this.#writing = true;
-    try {
-      while (this.#outLen > 0 && !this.#closed) {
-        // Swap buffers so writes queued while this one is in flight land in the other.
-        const sending = this.#out;
-        const len = this.#outLen;
-        this.#out = this.#spare;
-        this.#spare = sending;
-        this.#outLen = 0;
-        this.#sendingLen = len;
-        let off = 0;
-        while (off < len) {
-          off += await this.#conn.write(sending.subarray(off, len));
-        }
-        this.#sendingLen = 0;
-        // Let a huge burst's buffer go rather than keep it forever.
-        if (this.#spare.length > 1024 * 1024) this.#spare = new Uint8Array(16 * 1024);
-      }
-    } catch {
-      this.#sendingLen = 0;
-      this.close();
-    } finally {
-      this.#writing = false;
-    }
-    if (this.#closing && this.#outLen === 0) this.close();
-    this.#notifyDrained();
-  }
-
-  #drainWaiters: (() => void)[] = [];
-
-  #notifyDrained(): void {
-    if (this.pendingBytes !== 0 && !this.#closed) return;
-    const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
-    for (const w of waiters) w();
+    if (!this.#closed) this.#writer.writeWithMsgid(type, msgid, frame, tail);
   }
 
   /** Resolves once everything queued has been written (or the connection closed). */
-  async flushed(): Promise<void> {
-    if (this.pendingBytes === 0 || this.#closed) return;
-    await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+  flushed(): Promise<void> {
+    return this.#writer.flushed();
   }
 
   /** Writes what is queued, then closes. Idempotent. */
@@ -297,7 +217,7 @@ export class FrameConnection {
       // already closed by the runtime
     }
     this.setReadPaused(false);
-    this.#notifyDrained();
+    this.#writer.discard();
     this.#resolveDone();
     this.#onClose?.();
   }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { ReadBuffer } from "./_read_buffer.ts";
 import { ErrorCode, ProxyError } from "./errors.ts";
 
 /** Default maximum size of one message: 8 MiB. */
@@ -50,11 +51,8 @@ export interface FrameDecoderOptions {
  * ```
  */
 export class FrameDecoder {
-  #buf: Uint8Array;
-  #view: DataView;
-  #start = 0; // first byte of the current (unfinished) message
-  #end = 0; // end of buffered bytes
-  #pos = 0; // next header to scan; may lie beyond #end while skipping a payload
+  readonly #rb: ReadBuffer; // rb.start: first byte of the unfinished message
+  #pos = 0; // next header to scan; may lie beyond rb.end while skipping a payload
   #remaining = 0; // objects still to scan in the current message; 0 = none started
   #failed: ProxyError | null = null;
   readonly #max: number;
@@ -67,13 +65,16 @@ export class FrameDecoder {
     if (!Number.isSafeInteger(this.#max) || this.#max < 1) {
       throw new RangeError(`Cannot create decoder: maxMessageSize must be a positive integer`);
     }
-    this.#buf = new Uint8Array(this.#readSize);
-    this.#view = new DataView(this.#buf.buffer);
+    this.#rb = new ReadBuffer(
+      this.#readSize,
+      this.#max + this.#readSize,
+      (shift) => this.#pos -= shift,
+    );
   }
 
   /** Number of bytes buffered and not yet returned as messages. */
   get buffered(): number {
-    return this.#end - this.#start;
+    return this.#rb.buffered;
   }
 
   /**
@@ -81,7 +82,7 @@ export class FrameDecoder {
    * offending message), so its msgid can still be read for an error reply.
    */
   partial(): Uint8Array {
-    return this.#buf.subarray(this.#start, this.#end);
+    return this.#rb.partial();
   }
 
   /**
@@ -90,20 +91,17 @@ export class FrameDecoder {
    * {@linkcode FrameDecoder.commit} with the number of bytes written.
    */
   reserve(): Uint8Array {
-    this.#makeRoom(this.#readSize);
-    return this.#buf.subarray(this.#end);
+    return this.#rb.reserve();
   }
 
   /** Records that `n` bytes were written into the region from {@linkcode reserve}. */
   commit(n: number): void {
-    this.#end += n;
+    this.#rb.commit(n);
   }
 
   /** Appends a copy of `chunk` (callers bound the chunk size; reads use {@linkcode reserve}). */
   push(chunk: Uint8Array): void {
-    this.#makeRoom(chunk.length);
-    this.#buf.set(chunk, this.#end);
-    this.#end += chunk.length;
+    this.#rb.push(chunk);
   }
 
   /**
@@ -114,23 +112,24 @@ export class FrameDecoder {
    */
   next(): Uint8Array | null {
     if (!this.#scan()) return null;
-    const frame = this.#buf.subarray(this.#start, this.#pos);
-    this.#start = this.#pos;
+    const frame = this.#rb.bytes.subarray(this.#rb.start, this.#pos);
+    this.#rb.start = this.#pos;
     this.#remaining = 0;
     return frame;
   }
 
-  // Scans headers; true when the message starting at #start is complete.
+  // Scans headers; true when the message starting at rb.start is complete.
   #scan(): boolean {
     if (this.#failed) throw this.#failed;
     if (this.#remaining === 0) {
-      if (this.#start === this.#end) return false;
-      this.#pos = this.#start;
+      if (this.#rb.start === this.#rb.end) return false;
+      this.#pos = this.#rb.start;
       this.#remaining = 1;
     }
-    const buf = this.#buf;
-    const view = this.#view;
-    const end = this.#end;
+    const rb = this.#rb;
+    const buf = rb.bytes;
+    const view = rb.view;
+    const end = rb.end;
     let pos = this.#pos;
     let remaining = this.#remaining;
     while (remaining > 0) {
@@ -251,7 +250,7 @@ export class FrameDecoder {
       pos += head + body;
       remaining += items - 1;
       // Each announced object takes at least one more byte: reject early.
-      if (pos - this.#start + remaining > this.#max) {
+      if (pos - rb.start + remaining > this.#max) {
         this.#failed = new ProxyError(
           ErrorCode.MESSAGE_TOO_LARGE,
           `Cannot accept message: larger than the limit of ${this.#max} bytes`,
@@ -263,31 +262,5 @@ export class FrameDecoder {
     this.#pos = pos;
     this.#remaining = remaining;
     return remaining === 0 && pos <= end;
-  }
-
-  #makeRoom(want: number): void {
-    if (this.#buf.length - this.#end >= want) return;
-    // Move the unfinished message to the front before growing.
-    if (this.#start > 0) {
-      const shift = this.#start;
-      this.#buf.copyWithin(0, shift, this.#end);
-      this.#end -= shift;
-      this.#pos -= shift;
-      this.#start = 0;
-      if (this.#buf.length - this.#end >= want) return;
-    }
-    // The scan rejects a message past the limit, so this stays bounded.
-    this.#grow(this.#end + want);
-  }
-
-  #grow(need: number): void {
-    let size = this.#buf.length * 2;
-    while (size < need) size *= 2;
-    // Doubling must not overshoot what one message and one read can need.
-    size = Math.max(need, Math.min(size, this.#max + this.#readSize));
-    const next = new Uint8Array(size);
-    next.set(this.#buf.subarray(0, this.#end));
-    this.#buf = next;
-    this.#view = new DataView(next.buffer);
   }
 }

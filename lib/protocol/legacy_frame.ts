@@ -20,6 +20,7 @@
  * @module
  */
 
+import { ReadBuffer } from "./_read_buffer.ts";
 import { ErrorCode, ProxyError } from "./errors.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE } from "./frame_decoder.ts";
 
@@ -357,10 +358,7 @@ export interface LegacyFrameDecoderOptions {
  * ```
  */
 export class LegacyFrameDecoder {
-  #buf: Uint8Array;
-  #view: DataView;
-  #start = 0; // first byte of the current (unfinished) frame
-  #end = 0; // end of buffered bytes
+  readonly #rb: ReadBuffer; // rb.start: first byte of the unfinished frame
   #header: LegacyHeader | null = null; // header of the current frame, once complete
   #failed: ProxyError | null = null;
   readonly #max: number;
@@ -376,13 +374,13 @@ export class LegacyFrameDecoder {
     if (!Number.isSafeInteger(this.#readSize) || this.#readSize < 1) {
       throw new RangeError(`Cannot create decoder: readSize must be a positive integer`);
     }
-    this.#buf = new Uint8Array(this.#readSize);
-    this.#view = new DataView(this.#buf.buffer);
+    // An unfinished frame never needs more than header + limit + one read.
+    this.#rb = new ReadBuffer(this.#readSize, LEGACY_HEADER_SIZE + this.#max + this.#readSize);
   }
 
   /** Number of bytes buffered and not yet returned as frames. */
   get buffered(): number {
-    return this.#end - this.#start;
+    return this.#rb.buffered;
   }
 
   /**
@@ -390,7 +388,7 @@ export class LegacyFrameDecoder {
    * offending frame). A view, valid until the next `push` or `reserve`.
    */
   partial(): Uint8Array {
-    return this.#buf.subarray(this.#start, this.#end);
+    return this.#rb.partial();
   }
 
   /**
@@ -408,20 +406,17 @@ export class LegacyFrameDecoder {
    * the number of bytes written.
    */
   reserve(): Uint8Array {
-    this.#makeRoom(this.#readSize);
-    return this.#buf.subarray(this.#end);
+    return this.#rb.reserve();
   }
 
   /** Records that `n` bytes were written into the region from {@linkcode reserve}. */
   commit(n: number): void {
-    this.#end += n;
+    this.#rb.commit(n);
   }
 
   /** Appends a copy of `chunk` (callers bound the chunk size; reads use {@linkcode reserve}). */
   push(chunk: Uint8Array): void {
-    this.#makeRoom(chunk.length);
-    this.#buf.set(chunk, this.#end);
-    this.#end += chunk.length;
+    this.#rb.push(chunk);
   }
 
   /**
@@ -435,17 +430,18 @@ export class LegacyFrameDecoder {
    */
   next(): LegacyFrame | null {
     if (this.#failed) throw this.#failed;
-    const start = this.#start;
-    const avail = this.#end - start;
+    const rb = this.#rb;
+    const start = rb.start;
+    const avail = rb.end - start;
     let header = this.#header;
     if (header === null) {
       if (avail === 0) return null;
-      if (!tagMatch(this.#buf, start, this.#end)) {
+      if (!tagMatch(rb.bytes, start, rb.end)) {
         this.#failed = badTag();
         throw this.#failed;
       }
       if (avail < LEGACY_HEADER_SIZE) return null;
-      header = readHeader(this.#view, this.#buf, start);
+      header = readHeader(rb.view, rb.bytes, start);
       this.#header = header;
       if (header.bodyLen > this.#max) {
         this.#failed = new ProxyError(
@@ -458,36 +454,9 @@ export class LegacyFrameDecoder {
     }
     const size = LEGACY_HEADER_SIZE + header.bodyLen;
     if (avail < size) return null;
-    const body = this.#buf.subarray(start + LEGACY_HEADER_SIZE, start + size);
-    this.#start = start + size;
+    const body = rb.bytes.subarray(start + LEGACY_HEADER_SIZE, start + size);
+    rb.start = start + size;
     this.#header = null;
     return { header, body };
-  }
-
-  #makeRoom(want: number): void {
-    if (this.#buf.length - this.#end >= want) return;
-    // Move the unfinished frame to the front before growing.
-    if (this.#start > 0) {
-      const shift = this.#start;
-      this.#buf.copyWithin(0, shift, this.#end);
-      this.#end -= shift;
-      this.#start = 0;
-      if (this.#buf.length - this.#end >= want) return;
-    }
-    // next() rejects a frame past the limit, so this stays bounded.
-    this.#grow(this.#end + want);
-  }
-
-  #grow(need: number): void {
-    // Double, but not past header + limit + readSize: when next() is called
-    // after each commit, an unfinished frame never needs more.
-    const cap = LEGACY_HEADER_SIZE + this.#max + this.#readSize;
-    let size = this.#buf.length * 2;
-    while (size < need) size *= 2;
-    size = Math.max(need, Math.min(size, cap));
-    const next = new Uint8Array(size);
-    next.set(this.#buf.subarray(0, this.#end));
-    this.#buf = next;
-    this.#view = new DataView(next.buffer);
   }
 }

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { BatchedWriter } from "../net/batched_writer.ts";
 import { getLogger } from "../log.ts";
 import {
   createEnvelope,
@@ -199,11 +200,7 @@ export class LegacySession implements Requester, ServedConnection {
   readonly #slots: Slot[] = []; // in request order
   readonly #pending = new Map<number, Slot>(); // msgid -> slot at the pool
   #nextMsgid = 1;
-  #out: Uint8Array[] = [];
-  #outLen = 0;
-  #sendingLen = 0;
-  #writing = false;
-  #flushScheduled = false;
+  readonly #writer: BatchedWriter;
   #readStopped = false; // end of input, a bad frame, or end(): read no more
   #closed = false;
   #wake: (() => void) | null = null;
@@ -229,6 +226,10 @@ export class LegacySession implements Requester, ServedConnection {
     }
     this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.#initial = options.initial;
+    this.#writer = new BatchedWriter(conn, {
+      onError: () => this.close(),
+      onDrained: () => this.#afterProgress(),
+    });
     this.#done = new Promise((resolve) => this.#resolveDone = resolve);
   }
 
@@ -249,7 +250,7 @@ export class LegacySession implements Requester, ServedConnection {
 
   /** Bytes waiting to be written. */
   get pendingBytes(): number {
-    return this.#outLen + this.#sendingLen;
+    return this.#writer.pendingBytes;
   }
 
   /** Reads and serves frames until the input ends or the connection closes. */
@@ -432,39 +433,7 @@ export class LegacySession implements Requester, ServedConnection {
   }
 
   #write(bytes: Uint8Array): void {
-    if (this.#closed) return;
-    this.#out.push(bytes);
-    this.#outLen += bytes.length;
-    if (this.#flushScheduled || this.#writing) return;
-    this.#flushScheduled = true;
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      void this.#flush();
-    });
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#writing) return;
-    this.#writing = true;
-    try {
-      while (this.#outLen > 0 && !this.#closed) {
-        const chunks = this.#out;
-        const len = this.#outLen;
-        this.#out = [];
-        this.#outLen = 0;
-        this.#sendingLen = len;
-        const buf = chunks.length === 1 ? chunks[0]! : concat(chunks, len);
-        let off = 0;
-        while (off < len) off += await this.#conn.write(buf.subarray(off, len));
-        this.#sendingLen = 0;
-      }
-    } catch {
-      this.#sendingLen = 0;
-      this.close();
-    } finally {
-      this.#writing = false;
-    }
-    this.#afterProgress();
+    if (!this.#closed) this.#writer.write(bytes);
   }
 
   // After replies were queued or written: close when done, else maybe resume reading.
@@ -516,8 +485,7 @@ export class LegacySession implements Requester, ServedConnection {
     }
     this.#pending.clear();
     this.#slots.length = 0;
-    this.#out = [];
-    this.#outLen = 0;
+    this.#writer.discard();
     this.#pool.forget(this);
     this.#wake?.();
     this.#resolveDone();
@@ -530,16 +498,6 @@ function bodyOf(result: unknown): Uint8Array {
   if (result instanceof Uint8Array) return result;
   if (result === null || result === undefined) return new Uint8Array();
   return encoder.encode(JSON.stringify(result));
-}
-
-function concat(chunks: Uint8Array[], len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /**
