@@ -74,6 +74,7 @@ export interface WorkerPoolOptions {
 /** One worker's line in {@linkcode PoolStats}. */
 export interface WorkerStats {
   id: number;
+  mode: PoolMode;
   key: string | null;
   pid: number | null;
   state: string;

@@ -915,6 +915,7 @@ export class WorkerPool {
         if (!w) continue;
         workers.push({
           id: slot.id,
+          mode: this.mode,
           key: slot.key ?? null,
           pid: w.pid,
           state: w.state,
@@ -928,6 +929,7 @@ export class WorkerPool {
       if (!slot.worker && !slot.next) {
         workers.push({
           id: slot.id,
+          mode: this.mode,
           key: slot.key ?? null,
           pid: null,
           state: slot.crashLoopUntil > performance.now() ? "crash-loop" : "restarting",
