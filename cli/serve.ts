@@ -157,6 +157,12 @@ export function serveCommand(): Command {
     .option("--shutdown-grace <duration>", "how long workers get to exit before SIGKILL", ms, 5_000)
     .option("--max-connections <n>", "client connections held at once", intIn(1, 1_000_000), 10_000)
     .option(
+      "--first-byte-timeout <duration>",
+      "close a new connection that sends nothing for this long",
+      ms,
+      10_000,
+    )
+    .option(
       "--parent-watch",
       "stop (as on SIGTERM) when stdin closes, e.g. under a supervisor holding a pipe",
       false,
@@ -215,6 +221,8 @@ Examples:
       maxConnections: opts.maxConnections,
       maxMessageSize: opts.maxMessageSize,
       parentWatch: opts.parentWatch,
+      firstByteTimeout: opts.firstByteTimeout,
+      firstByteTimeout: opts.firstByteTimeout,
     });
   });
 }

@@ -326,3 +326,26 @@ Deno.test("serve reports start errors clearly and exits nonzero", async (t) => {
     assert.match(r.stderr, /boom-at-start/);
   });
 });
+
+Deno.test("serve closes a connection that sends nothing within --first-byte-timeout", async () => {
+  const { proc, address } = await startProxy(
+    "--first-byte-timeout",
+    "200ms",
+    "--max-connections",
+    "2",
+  );
+  await using _ = proc;
+  await using silent = await RawConnection.open(address);
+  assert.deepEqual(
+    await silent.receiveAll(5000),
+    [],
+    "closed by the proxy, not by the test's timeout",
+  );
+  const client = await RpcClient.connect(address);
+  try {
+    assert.equal(await client.call("echo", ["after"]), "after");
+    assert.equal((await stats(client)).connections.open, 1);
+  } finally {
+    client.close();
+  }
+});

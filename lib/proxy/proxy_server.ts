@@ -82,6 +82,12 @@ export interface ProxyServerOptions {
    */
   legacyHandler?: ConnectionHandler;
   /**
+   * With a `legacyHandler`: milliseconds a new connection may take to send
+   * its first byte (which tells the protocol) before it is closed.
+   * @default {10000}
+   */
+  firstByteTimeout?: number;
+  /**
    * `dedicated` mode: the path into the first parameter that gives a
    * request's routing key (see `routeKey`). @default {"user_id"}
    */
@@ -161,15 +167,23 @@ export class ProxyServer {
     // Counted as open while silent, so idle connections cannot pile up past the limit.
     this.#sniffing.add(raw);
     const first = new Uint8Array(4096);
+    // A client that connects and says nothing is dropped after a while.
+    const timer = setTimeout(() => raw.close(), this.#options.firstByteTimeout ?? 10_000);
     let n: number | null;
     try {
       n = await raw.read(first);
     } catch {
       n = null;
+    } finally {
+      clearTimeout(timer);
     }
     this.#sniffing.delete(raw);
     if (n === null || this.#closing) {
-      raw.close();
+      try {
+        raw.close();
+      } catch {
+        // closed by the timeout already
+      }
       return;
     }
     const initial = first.subarray(0, n);

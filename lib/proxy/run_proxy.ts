@@ -29,6 +29,8 @@ export interface RunProxyOptions
   maxConnections?: number;
   /** `dedicated` mode: path into the first parameter that gives the routing key. @default {"user_id"} */
   routeKey?: string;
+  /** Milliseconds a new connection may take to send its first byte. @default {10000} */
+  firstByteTimeout?: number;
   /** Milliseconds requests in flight may take to finish on stop. @default {10000} */
   drainTimeout?: number;
   /** Milliseconds workers get to exit after being told to, before SIGKILL. @default {5000} */
@@ -65,6 +67,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     workerCmd,
     backendArgs,
     routeKey,
+    firstByteTimeout,
     maxConnections: _m,
     drainTimeout,
     shutdownGrace,
@@ -91,6 +94,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       ...(routeKey === undefined ? {} : { routeKey }),
+      ...(firstByteTimeout === undefined ? {} : { firstByteTimeout }),
     });
     const bound = server.bind();
     if (!isLoopback(host)) log.warn(`Listening on ${host}: reachable from other machines`);
