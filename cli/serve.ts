@@ -222,7 +222,6 @@ Examples:
       maxMessageSize: opts.maxMessageSize,
       parentWatch: opts.parentWatch,
       firstByteTimeout: opts.firstByteTimeout,
-      firstByteTimeout: opts.firstByteTimeout,
     });
   });
 }
