@@ -8,6 +8,7 @@ import { RpcClient } from "../lib/client/rpc_client.ts";
 import type { ProxyStats } from "../lib/proxy/proxy_server.ts";
 import { ProxyError } from "../lib/protocol/errors.ts";
 import { exists, runProgram, spawnProgram, waitListening } from "./helpers/process.ts";
+import { errorOf, eventually } from "./helpers/wait.ts";
 import { RawConnection } from "./helpers/raw_conn.ts";
 
 function serveArgs(...extra: string[]): string[] {
@@ -23,31 +24,6 @@ async function startProxy(...extra: string[]) {
 
 async function stats(client: RpcClient): Promise<ProxyStats> {
   return await client.call("proxy.stats") as ProxyStats;
-}
-
-async function errorOf(p: Promise<unknown>): Promise<ProxyError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ProxyError, `expected a ProxyError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected the call to fail");
-}
-
-// Polls a condition (not a sleep: each round re-checks real state).
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`Timed out waiting for ${what}`);
 }
 
 function isRunning(pid: number): boolean {

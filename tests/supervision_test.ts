@@ -5,8 +5,8 @@
 
 import assert from "node:assert/strict";
 import { RpcClient } from "../lib/client/rpc_client.ts";
-import { ProxyError } from "../lib/protocol/errors.ts";
 import type { ProxyStats } from "../lib/proxy/proxy_server.ts";
+import { errorOf, eventually } from "./helpers/wait.ts";
 import { spawnProgram, tempDir, waitListening } from "./helpers/process.ts";
 
 async function startProxy(...args: string[]) {
@@ -23,31 +23,6 @@ async function startProxy(...args: string[]) {
       await proc[Symbol.asyncDispose]();
     },
   };
-}
-
-async function errorOf(p: Promise<unknown>): Promise<ProxyError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof ProxyError, `expected a ProxyError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected the call to fail");
-}
-
-// Polls real state until `probe` returns a value (each round re-checks).
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`Timed out waiting for ${what}`);
 }
 
 const ready = (s: ProxyStats) => s.workers.filter((w) => w.state === "ready");

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type Address, connect, parseAddress } from "../net/address.ts";
+import { type Address, connectWithin } from "../net/address.ts";
 import {
   encodeLegacyFrame,
   ErrorCode,
@@ -113,40 +113,8 @@ export class LegacyClient {
     address: string | Address,
     options: LegacyClientOptions = {},
   ): Promise<LegacyClient> {
-    const addr = typeof address === "string" ? parseAddress(address) : address;
-    const where = addr.transport === "unix" ? addr.path : `${addr.hostname}:${addr.port}`;
-    const timeout = options.connectTimeout ?? 0;
-    const attempt = connect(addr);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const conn = await Promise.race([
-        attempt,
-        new Promise<never>((_, reject) => {
-          if (timeout > 0) {
-            timer = setTimeout(
-              () =>
-                reject(
-                  new ProxyError(
-                    ErrorCode.TIMEOUT,
-                    `Cannot connect to ${where}: no answer in ${timeout} ms`,
-                  ),
-                ),
-              timeout,
-            );
-          }
-        }),
-      ]);
-      return new LegacyClient(conn, options);
-    } catch (err) {
-      attempt.then((conn) => conn.close(), () => {}); // a connection that lost the race
-      if (err instanceof ProxyError) throw err;
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new ProxyError(ErrorCode.CONNECT_FAILED, `Cannot connect to ${where}: ${reason}`, {
-        cause: err,
-      });
-    } finally {
-      clearTimeout(timer);
-    }
+    const conn = await connectWithin(address, { timeout: options.connectTimeout ?? 0 });
+    return new LegacyClient(conn, options);
   }
 
   /** True once the connection has closed. */

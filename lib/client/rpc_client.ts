@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Address, connect, parseAddress } from "../net/address.ts";
+import { type Address, connectWithin } from "../net/address.ts";
 import { FrameConnection } from "../net/frame_connection.ts";
 import {
   decodeMessage,
@@ -94,44 +94,11 @@ export class RpcClient {
     address: string | Address,
     options: RpcClientOptions = {},
   ): Promise<RpcClient> {
-    const addr = typeof address === "string" ? parseAddress(address) : address;
-    const timeout = options.connectTimeout ?? 0;
-    const where = addr.transport === "unix" ? addr.path : `${addr.hostname}:${addr.port}`;
-    const attempt = connect(addr);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const lost = new Promise<never>((_, reject) => {
-      if (timeout > 0) {
-        timer = setTimeout(
-          () =>
-            reject(
-              new ProxyError(
-                ErrorCode.TIMEOUT,
-                `Cannot connect to ${where}: no answer in ${timeout} ms`,
-              ),
-            ),
-          timeout,
-        );
-      }
-      onAbort = () =>
-        reject(new ProxyError(ErrorCode.ABORTED, `Cannot connect to ${where}: aborted`));
-      if (options.signal?.aborted) onAbort();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
+    const conn = await connectWithin(address, {
+      timeout: options.connectTimeout ?? 0,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
-    try {
-      const conn = await Promise.race([attempt, lost]);
-      return new RpcClient(conn, options);
-    } catch (err) {
-      attempt.then((conn) => conn.close(), () => {}); // a connection that lost the race
-      if (err instanceof ProxyError) throw err;
-      const reason = err instanceof Error ? err.message : String(err);
-      throw new ProxyError(ErrorCode.CONNECT_FAILED, `Cannot connect to ${where}: ${reason}`, {
-        cause: err,
-      });
-    } finally {
-      clearTimeout(timer);
-      if (onAbort) options.signal?.removeEventListener("abort", onAbort);
-    }
+    return new RpcClient(conn, options);
   }
 
   /** True once the connection has closed. */

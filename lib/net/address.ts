@@ -4,6 +4,8 @@
  * @module
  */
 
+import { ErrorCode, ProxyError } from "../protocol/errors.ts";
+
 /** A TCP or Unix socket address. */
 export type Address =
   | { transport: "tcp"; hostname: string; port: number }
@@ -110,5 +112,62 @@ export async function acceptEach(
       }
     }
     onConn(conn);
+  }
+}
+
+/** Options of {@linkcode connectWithin}. */
+export interface ConnectWithinOptions {
+  /** Milliseconds to wait; 0 waits as long as the OS does. @default {0} */
+  timeout?: number;
+  /** Aborts connecting. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Connects to `address`, giving up after `timeout` or when `signal` aborts; a
+ * connection that arrives too late is closed.
+ *
+ * @throws {ProxyError} `CONNECT_FAILED` (the OS error as cause), `TIMEOUT` or `ABORTED`.
+ */
+export async function connectWithin(
+  address: string | Address,
+  options: ConnectWithinOptions = {},
+): Promise<Deno.Conn> {
+  const addr = typeof address === "string" ? parseAddress(address) : address;
+  const timeout = options.timeout ?? 0;
+  const where = addr.transport === "unix" ? addr.path : `${addr.hostname}:${addr.port}`;
+  const attempt = connect(addr);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const lost = new Promise<never>((_, reject) => {
+    if (timeout > 0) {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ProxyError(
+              ErrorCode.TIMEOUT,
+              `Cannot connect to ${where}: no answer in ${timeout} ms`,
+            ),
+          ),
+        timeout,
+      );
+    }
+    onAbort = () =>
+      reject(new ProxyError(ErrorCode.ABORTED, `Cannot connect to ${where}: aborted`));
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([attempt, lost]);
+  } catch (err) {
+    attempt.then((conn) => conn.close(), () => {}); // a connection that lost the race
+    if (err instanceof ProxyError) throw err;
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ProxyError(ErrorCode.CONNECT_FAILED, `Cannot connect to ${where}: ${reason}`, {
+      cause: err,
+    });
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) options.signal?.removeEventListener("abort", onAbort);
   }
 }
