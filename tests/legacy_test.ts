@@ -250,6 +250,17 @@ Deno.test("serve answers a bad tag mid-stream -1 and closes", async () => {
   assert.equal(await conn.next(), null);
 });
 
+Deno.test("serve answers a bad tag on the very first frame -1 and closes", async () => {
+  const { proc, address } = await startProxy("--workers", "1");
+  await using _ = proc;
+  await using conn = await RawLegacy.open(address);
+  await conn.write(enc.encode("CCRPX" + "\0".repeat(42)));
+  const bad = await conn.next();
+  assert.equal(bad!.header.errNo, -1);
+  assert.equal(text(bad), UNKNOWN_BODY);
+  assert.equal(await conn.next(), null);
+});
+
 Deno.test("serve answers -3 when the body has no user_id and -1 for a function no worker knows", async () => {
   const { proc, address } = await startProxy("--workers", "1");
   await using _ = proc;

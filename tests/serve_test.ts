@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { RpcClient } from "../lib/client/rpc_client.ts";
+import { encodeRequest } from "../lib/protocol/message.ts";
 import type { ProxyStats } from "../lib/proxy/proxy_server.ts";
 import { ProxyError } from "../lib/protocol/errors.ts";
 import { exists, runProgram, spawnProgram, waitListening } from "./helpers/process.ts";
@@ -192,7 +193,8 @@ Deno.test("serve killed with SIGKILL leaves no worker running", async () => {
   const { proc, address } = await startProxy();
   await using _ = proc;
   const client = await RpcClient.connect(address);
-  const pids = (await stats(client)).workers.map((w) => w.pid!);
+  const s = await stats(client);
+  const pids = s.workers.map((w) => w.pid!);
   client.close();
   proc.kill("SIGKILL");
   await proc.waitExit();
@@ -201,6 +203,8 @@ Deno.test("serve killed with SIGKILL leaves no worker running", async () => {
     () => Promise.resolve(pids.every((p) => !isRunning(p)) || undefined),
     3000,
   );
+  // Nothing can clean up after SIGKILL: the test removes the socket directory.
+  await Deno.remove(s.socket_dir, { recursive: true }).catch(() => {});
 });
 
 Deno.test("serve answers QUEUE_FULL and QUEUE_TIMEOUT when every worker is busy", async () => {
@@ -323,5 +327,50 @@ Deno.test("serve closes a connection that sends nothing within --first-byte-time
     assert.equal((await stats(client)).connections.open, 1);
   } finally {
     client.close();
+  }
+});
+
+Deno.test("serve stops on SIGTERM even while a client does not read its answers", async () => {
+  const { proc, address } = await startProxy(
+    "--workers",
+    "1",
+    "--drain-timeout",
+    "300ms",
+    "--shutdown-grace",
+    "300ms",
+  );
+  await using _ = proc;
+  // A client that sends many large requests and never reads.
+  const conn = await Deno.connect({
+    hostname: address.split(":")[0]!,
+    port: Number(address.split(":")[1]),
+  });
+  try {
+    // More than the kernel buffers and the proxy's high-water mark can hold.
+    const payload = "x".repeat(100_000);
+    const frames = Array.from({ length: 400 }, (_, i) => encodeRequest(i, "echo", [payload]));
+    const writing = (async () => {
+      for (const f of frames) await conn.write(f);
+    })().catch(() => {});
+    // Wait until the answers stop moving: the proxy holds some it cannot write.
+    let last = -1;
+    let still = 0;
+    await eventually("answers stuck behind the client", async () => {
+      const c = await RpcClient.connect(address);
+      try {
+        const answered = (await stats(c)).totals.answered;
+        still = answered === last ? still + 1 : 0;
+        last = answered;
+        return (answered > 20 && still >= 5) || undefined;
+      } finally {
+        c.close();
+      }
+    });
+    proc.kill("SIGTERM");
+    const status = await proc.waitExit(10_000);
+    assert.equal(status.code, 0, proc.stderr);
+    await writing;
+  } finally {
+    conn.close();
   }
 });

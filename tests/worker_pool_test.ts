@@ -11,9 +11,9 @@ import { FakeSpawner, type Outcome, RecordingRequester } from "./helpers/fake_wo
 async function withPool(
   options: Partial<WorkerPoolOptions>,
   fn: (pool: WorkerPool, spawner: FakeSpawner) => Promise<void>,
+  spawner: FakeSpawner = new FakeSpawner(),
 ): Promise<void> {
   const socketDir = await Deno.makeTempDir({ prefix: "pool-test-" });
-  const spawner = new FakeSpawner();
   const pool = new WorkerPool({
     socketDir,
     commandLine: (socket) => ({ cmd: "fake", args: [], env: { PROXY_WORKER_SOCKET: socket } }),
@@ -131,5 +131,31 @@ Deno.test("WorkerPool.forget() drops a closed requester's queued requests and fr
     pool.forget(gone);
     assert.equal(pool.pending, 0);
     assert.deepEqual(await submit(pool, stays, "echo", ["now"]), { result: "now" });
+  });
+});
+
+Deno.test("WorkerPool in dedicated mode answers a request that arrives while its key's idle worker stops", async () => {
+  const slowStop = new FakeSpawner({}, 300);
+  await withPool({ mode: "dedicated", idleTimeout: 100 }, async (pool) => {
+    const req = new RecordingRequester();
+    const first = await submit(pool, req, "pid", [], "k");
+    await until(
+      "idle worker stopping",
+      () => pool.stats().workers.some((w) => w.state === "draining"),
+    );
+    const second = await submit(pool, req, "pid", [], "k");
+    assert.ok("result" in second, JSON.stringify(second));
+    assert.notDeepEqual(second, first, "a new worker answered");
+    assert.equal(pool.pending, 0);
+  }, slowStop);
+});
+
+Deno.test("WorkerPool in dedicated mode gives a crashed worker's place back", async () => {
+  await withPool({ mode: "dedicated", maxWorkers: 1 }, async (pool, spawner) => {
+    const req = new RecordingRequester();
+    assert.ok("result" in await submit(pool, req, "pid", [], "a"));
+    spawner.processes[0]!.crash();
+    await until("slot released", () => pool.stats().workers.length === 0);
+    assert.ok("result" in await submit(pool, req, "pid", [], "b"), "a new key fits again");
   });
 });

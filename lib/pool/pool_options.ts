@@ -115,5 +115,6 @@ export interface PoolStats {
     recycles: number;
     queue_full: number;
     queue_timeouts: number;
+    notifications_dropped: number;
   };
 }

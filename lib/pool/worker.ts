@@ -240,7 +240,8 @@ export class Worker {
         // one that drops it and lives on cannot be reached: kill it.
         if (this.#state === "exited") return;
         this.drain();
-        setTimeout(() => this.kill("closed its connection"), 500);
+        const timer = setTimeout(() => this.kill("closed its connection"), 500);
+        void this.exited.then(() => clearTimeout(timer));
       },
     });
     this.#conn = conn;
@@ -287,9 +288,15 @@ export class Worker {
     this.#conn!.writeWithMsgid(REQUEST, id, frame, tail);
   }
 
-  /** Forwards a notification frame as it is. */
-  notify(frame: Uint8Array): void {
-    this.#conn?.write(frame);
+  /**
+   * Forwards a notification frame as it is. Notifications are not bounded by
+   * requests in flight, so one is dropped (false) while the worker does not
+   * read what it was sent.
+   */
+  notify(frame: Uint8Array): boolean {
+    if (!this.#conn || this.#conn.congested) return false;
+    this.#conn.write(frame);
+    return true;
   }
 
   #onFrame(frame: Uint8Array): void {

@@ -95,6 +95,7 @@ export class WorkerPool {
     recycles: 0,
     queue_full: 0,
     queue_timeouts: 0,
+    notifications_dropped: 0,
   };
 
   /** @param options Mode, size, limits and how to start a worker. */
@@ -266,11 +267,17 @@ export class WorkerPool {
       );
       this.#failStranded(slot);
     }
-    if (this.mode === "dedicated" && slot.waiting.length === 0 && slot.crashLoopUntil === 0) return;
+    // A dedicated key with nothing waiting gives its place back; in a crash
+    // loop it keeps the slot (so its requests fail fast) until the rest ends.
+    if (this.mode === "dedicated" && slot.waiting.length === 0 && slot.crashLoopUntil === 0) {
+      this.#removeSlot(slot);
+      return;
+    }
     slot.timer = setTimeout(() => {
       slot.timer = undefined;
       if (this.#closing || !this.#slots.has(slot)) return;
-      void this.#startWorker(slot, false);
+      if (this.mode === "dedicated" && slot.waiting.length === 0) this.#removeSlot(slot);
+      else void this.#startWorker(slot, false);
     }, delay);
   }
 
@@ -452,19 +459,26 @@ export class WorkerPool {
     }
   }
 
-  /** Forwards a notification to one worker (queued if none can take it). */
+  /**
+   * Forwards a notification to one worker (queued if none can take it). In
+   * `dedicated` mode it goes to its key's worker if that one is ready, and is
+   * dropped otherwise (a notification has no answer to wait for); one is also
+   * dropped when the chosen worker is not reading. Drops are counted in
+   * `totals.notifications_dropped`.
+   */
   notify(requester: Requester, method: string, frame: Uint8Array, key?: string): void {
     if (this.#closing) return;
     if (this.mode === "dedicated") {
       const w = key === undefined ? undefined : this.#byKey.get(key)?.worker;
-      if (w && w.state === "ready") w.notify(frame);
+      if (!(w && w.state === "ready" && w.notify(frame))) this.#totals.notifications_dropped++;
       return;
     }
     const i = this.#queue.length === 0
       ? pickLeastInFlight(this.#ready, this.#maxInFlight, this.#random)
       : -1;
-    if (i >= 0) this.#ready[i]!.notify(frame);
-    else this.#enqueue(requester, -1, method, frame, 0, false, false);
+    if (i >= 0) {
+      if (!this.#ready[i]!.notify(frame)) this.#totals.notifications_dropped++;
+    } else this.#enqueue(requester, -1, method, frame, 0, false, false);
   }
 
   #enqueue(
@@ -542,8 +556,9 @@ export class WorkerPool {
       const item = this.#queue.shift()!;
       if (item.requester.closed) continue;
       const worker = this.#ready[i]!;
-      if (item.msgid < 0) worker.notify(item.frame);
-      else {
+      if (item.msgid < 0) {
+        if (!worker.notify(item.frame)) this.#totals.notifications_dropped++;
+      } else {
         this.#send(
           worker,
           item.requester,
@@ -639,18 +654,18 @@ export class WorkerPool {
       this.#checkIdle();
       return;
     }
-    if (wasCurrent && worker.becameReady) {
-      if (crashed) {
-        slot.restarts++;
-        // Dedicated workers come back on their key's next request (or now, if some wait).
-        if (this.mode !== "dedicated" || slot.waiting.length > 0) {
-          void this.#startWorker(slot, false);
-        }
-      } else if (this.mode !== "static" && !slot.next) {
-        this.#removeSlot(slot); // stopped for being idle
-      } else if (this.mode === "static" && !slot.next) {
-        slot.restarts++;
+    if (wasCurrent && worker.becameReady && !slot.next) {
+      if (crashed) slot.restarts++;
+      if (
+        slot.waiting.length > 0 || this.mode === "static" || (crashed && this.mode !== "dedicated")
+      ) {
+        // Requests wait for this key (some may have come while it stopped),
+        // or the mode keeps its number of workers: start a new one.
         void this.#startWorker(slot, false);
+      } else {
+        // Stopped for being idle, or a dedicated worker that crashed with
+        // nothing waiting: its key gets a new worker on its next request.
+        this.#removeSlot(slot);
       }
     }
     this.#scale();

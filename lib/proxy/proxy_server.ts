@@ -22,7 +22,7 @@ import {
   ErrorCode,
   errorToWire,
   type InvalidMessageError,
-  isLegacyPrefix,
+  LEGACY_TAG,
   NOTIFICATION,
   peekRequestMsgid,
   readEnvelope,
@@ -41,6 +41,8 @@ export const PROXY_METHOD_PREFIX = "proxy.";
 export interface ServedConnection {
   /** Writes what is owed, then closes. Idempotent. */
   end(): Promise<void>;
+  /** Closes at once, dropping what is owed. Idempotent. */
+  close(): void;
   /** Resolves once closed. */
   readonly done: Promise<void>;
 }
@@ -187,7 +189,9 @@ export class ProxyServer {
       return;
     }
     const initial = first.subarray(0, n);
-    if (isLegacyPrefix(initial)) {
+    // 'C' (0x43) never starts a MessagePack-RPC message (always an array), so
+    // any such connection is legacy; its handler answers a bad tag with -1.
+    if (initial[0] === LEGACY_TAG[0]) {
       const served = legacy(raw, initial, {
         pool: this.#pool,
         draining: () => this.#draining,
@@ -278,7 +282,8 @@ export class ProxyServer {
     switch (msg.method) {
       case "proxy.stats":
         // Memory is read on demand (a ps run when /proc is not readable).
-        void this.#pool.readMemory().then(() =>
+        // Stats are answered even when memory cannot be read.
+        void this.#pool.readMemory().catch(() => {}).then(() =>
           !session.closed && session.reply(encodeResult(msg.msgid, this.stats()))
         );
         return;
@@ -325,9 +330,25 @@ export class ProxyServer {
     } catch {
       // already closed
     }
-    for (const raw of this.#sniffing) raw.close();
+    for (const raw of this.#sniffing) {
+      try {
+        raw.close();
+      } catch {
+        // closed already
+      }
+    }
+    const grace = options.graceMs ?? 5_000;
     await this.#pool.idle(AbortSignal.timeout(options.drainTimeout ?? 10_000));
-    await this.#pool.close({ graceMs: options.graceMs ?? 5_000 });
-    await Promise.all([...this.#conns].map((c) => c.end()));
+    await this.#pool.close({ graceMs: grace });
+    // Answers owed go out, but a client that does not read gets `grace` ms,
+    // not the power to hold the proxy open.
+    const conns = [...this.#conns];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(conns.map((c) => c.end())),
+      new Promise((resolve) => timer = setTimeout(resolve, grace)),
+    ]);
+    clearTimeout(timer);
+    for (const c of conns) c.close();
   }
 }

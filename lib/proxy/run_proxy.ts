@@ -96,7 +96,18 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       ...(routeKey === undefined ? {} : { routeKey }),
       ...(firstByteTimeout === undefined ? {} : { firstByteTimeout }),
     });
-    const bound = server.bind();
+    let bound;
+    try {
+      bound = server.bind();
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) {
+        throw new Error(
+          `Cannot listen on ${host}:${options.port ?? 8080}: address already in use`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
     if (!isLoopback(host)) log.warn(`Listening on ${host}: reachable from other machines`);
     let stop!: (why: string) => void;
     const stopped = new Promise<string>((resolve) => stop = resolve);
@@ -122,7 +133,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       await pool.start();
       server.serve();
       const size = pool.mode === "static"
-        ? `${pool.size} workers`
+        ? `${pool.size} worker${pool.size === 1 ? "" : "s"}`
         : `${pool.mode} pool of up to ${pool.size} workers`;
       log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${size}`);
       onListening?.(formatAddress(bound));

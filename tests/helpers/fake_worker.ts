@@ -25,10 +25,15 @@ export class FakeSpawner {
   readonly processes: FakeProcess[] = [];
   #nextPid = 100_000;
   readonly #methods: Methods;
+  readonly #shutdownDelay: number;
 
-  /** @param methods Extra methods every fake worker serves. */
-  constructor(methods: Methods = {}) {
+  /**
+   * @param methods Extra methods every fake worker serves.
+   * @param shutdownDelay Milliseconds a fake worker takes to stop when asked (to widen races).
+   */
+  constructor(methods: Methods = {}, shutdownDelay = 0) {
     this.#methods = methods;
+    this.#shutdownDelay = shutdownDelay;
   }
 
   /** The spawn function to give the pool. */
@@ -43,7 +48,10 @@ export class FakeSpawner {
     const end = (s: ExitStatus, graceful: boolean) => {
       if (exited) return;
       exited = true;
-      void (graceful ? server.close() : server.destroy()).then(() => resolveStatus(s));
+      const stop = () =>
+        void (graceful ? server.close() : server.destroy()).then(() => resolveStatus(s));
+      if (graceful && this.#shutdownDelay > 0) setTimeout(stop, this.#shutdownDelay);
+      else stop();
     };
     const server: BackendServer = new BackendServer({
       address: { transport: "unix", path: socket },
@@ -100,10 +108,19 @@ export class RecordingRequester implements Requester {
     this.#waiters.delete(msgid);
   }
 
-  /** Resolves with the outcome of `msgid` once it is known. */
-  outcome(msgid: number): Promise<Outcome> {
+  /** Resolves with the outcome of `msgid` once it is known; rejects after `timeoutMs`. */
+  outcome(msgid: number, timeoutMs = 5000): Promise<Outcome> {
     const known = this.outcomes.get(msgid);
     if (known) return Promise.resolve(known);
-    return new Promise((resolve) => this.#waiters.set(msgid, resolve));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(msgid);
+        reject(new Error(`Request ${msgid} got no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#waiters.set(msgid, (o) => {
+        clearTimeout(timer);
+        resolve(o);
+      });
+    });
   }
 }

@@ -2,7 +2,7 @@
  * Helpers for integration tests that run the real `proxy` program.
  *
  * Every process a test starts should be ended by the test: start it with
- * `await using proc = spawnProgram([...])`, which SIGKILLs it (if still
+ * `await using proc = spawnProgram([...])`, which SIGTERMs it (then SIGKILLs it if still
  * running) and waits for it when the scope ends, even when an assertion
  * fails. Readiness is waited for by watching stderr for a log line
  * ({@linkcode ProgramProcess.waitForLine}, {@linkcode waitListening}), never
@@ -321,8 +321,13 @@ export class ProgramProcess implements AsyncDisposable {
     }
   }
 
-  /** SIGKILLs the process if still running and waits until it has exited. */
+  /** Ends the process if still running (SIGTERM, then SIGKILL after 3 s) and waits until it has exited. */
   async [Symbol.asyncDispose](): Promise<void> {
+    // SIGTERM first, so a server removes its sockets; SIGKILL if it lingers.
+    this.kill("SIGTERM");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.status, new Promise((r) => timer = setTimeout(r, 3000))]);
+    clearTimeout(timer);
     this.kill("SIGKILL");
     await this.status;
   }
