@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
 import {
   closedPort,
+  programArgs,
   runProgram,
   spawnProgram,
   splitHostPort,
@@ -178,4 +179,55 @@ Deno.test("proxy client --help and proxy --version exit 0", async () => {
   assert.equal(topHelp.code, 0);
   assert.match(topHelp.stdout, /backend/);
   assert.match(topHelp.stdout, /client/);
+});
+
+Deno.test("proxy client on a terminal prompts, calls each line and recalls history with the Up arrow", async () => {
+  await using dir = await tempDir();
+  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  const address = await waitListening(backend);
+  // `script` gives the client a pseudo-terminal, as a person's shell would.
+  const command = [Deno.execPath(), ...programArgs("client", address)].map((a) => `'${a}'`).join(
+    " ",
+  );
+  const child = new Deno.Command("script", {
+    args: ["-qec", command, "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let screen = "";
+  // Results are the lines that are exactly `"hi there"` (the typed line is echoed too).
+  const results = () => screen.split(/\r?\n/).filter((l) => l === '"hi there"').length;
+  const waitFor = async (what: RegExp | (() => boolean)) => {
+    const deadline = performance.now() + 10_000;
+    while (!(typeof what === "function" ? what() : what.test(screen))) {
+      if (performance.now() > deadline) throw new Error(`No ${what} on the terminal:\n${screen}`);
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`Terminal closed before ${what}:\n${screen}`);
+      screen += value;
+    }
+  };
+  const type = (text: string) => writer.write(new TextEncoder().encode(text));
+  try {
+    await waitFor(/proxy> /);
+    await type('echo "hi there"\r');
+    await waitFor(() => results() === 1 && screen.endsWith("proxy> \x1b[8G"));
+    await type("\x1b[A\r"); // Up arrow, Enter: the same call again
+    await waitFor(() => results() === 2 && screen.endsWith("proxy> \x1b[8G"));
+    await type("nope\r");
+    await waitFor(/METHOD_NOT_FOUND/);
+    await type("\x04"); // Ctrl-D ends the session
+    const status = await child.status;
+    assert.equal(status.code, 1, "an error answer during the session gives exit code 1");
+  } finally {
+    await writer.close().catch(() => {});
+    await reader.cancel().catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited
+    }
+  }
 });
