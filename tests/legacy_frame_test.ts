@@ -25,25 +25,9 @@ import {
   replyHeaderFor,
 } from "../lib/protocol/legacy_frame.ts";
 
+import { concat, hex } from "./helpers/legacy.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function hex(text: string): Uint8Array {
-  const clean = text.replace(/\s+/g, "");
-  const out = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
 
 // Frames with their bodies copied (bodies are views into the decoder's buffer).
 function drain(decoder: LegacyFrameDecoder, into: LegacyFrame[]): void {

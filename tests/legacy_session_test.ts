@@ -13,7 +13,6 @@ import {
   LEGACY_BODY_JSON,
   LEGACY_PROXY_REPLY,
   type LegacyFrame,
-  LegacyFrameDecoder,
   type LegacyHeaderInit,
   type WireError,
 } from "../lib/protocol/mod.ts";
@@ -36,25 +35,9 @@ import {
 import { decodeMessage } from "../lib/protocol/message.ts";
 import { ProxyError } from "../lib/protocol/errors.ts";
 
+import { concat, hex, LegacyReplies } from "./helpers/legacy.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function hex(text: string): Uint8Array {
-  const clean = text.replace(/\s+/g, "");
-  const out = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
 
 function frame(init: Partial<LegacyHeaderInit> & { body?: string | Uint8Array }): Uint8Array {
   const body = typeof init.body === "string" ? enc.encode(init.body) : init.body ?? enc.encode("");
@@ -132,41 +115,6 @@ class FakePool implements LegacyPool {
   }
 }
 
-// Reads legacy frames from the client's side of the connection.
-class Replies {
-  readonly #conn: Deno.Conn;
-  readonly #decoder = new LegacyFrameDecoder();
-  readonly #frames: LegacyFrame[] = [];
-  #eof = false;
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  /** The next reply, or null at end of stream. */
-  async next(): Promise<LegacyFrame | null> {
-    while (this.#frames.length === 0 && !this.#eof) {
-      const n = await this.#conn.read(this.#decoder.reserve()).catch(() => null);
-      if (n === null) {
-        this.#eof = true;
-        break;
-      }
-      this.#decoder.commit(n);
-      for (let f = this.#decoder.next(); f !== null; f = this.#decoder.next()) {
-        this.#frames.push({ header: f.header, body: f.body.slice() });
-      }
-    }
-    return this.#frames.shift() ?? null;
-  }
-
-  /** Every reply until the server closes. */
-  async all(): Promise<LegacyFrame[]> {
-    const out: LegacyFrame[] = [];
-    for (let f = await this.next(); f !== null; f = await this.next()) out.push(f);
-    return out;
-  }
-}
-
 async function open(pool: LegacyPool, options: Partial<LegacySessionOptions> = {}) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const client = await Deno.connect({
@@ -185,7 +133,7 @@ async function open(pool: LegacyPool, options: Partial<LegacySessionOptions> = {
     client,
     session,
     write,
-    replies: new Replies(client),
+    replies: new LegacyReplies(client),
     async [Symbol.asyncDispose]() {
       try {
         client.close();

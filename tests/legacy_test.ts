@@ -12,7 +12,6 @@ import {
   LEGACY_BODY_JSON,
   LEGACY_PROXY_REPLY,
   type LegacyFrame,
-  LegacyFrameDecoder,
   type LegacyHeaderInit,
 } from "../lib/protocol/mod.ts";
 import { ProxyError } from "../lib/protocol/errors.ts";
@@ -27,6 +26,7 @@ import {
 } from "./helpers/process.ts";
 
 const enc = new TextEncoder();
+import { concat, LegacyReplies } from "./helpers/legacy.ts";
 const dec = new TextDecoder();
 
 const ALLEN = '{"user_id":"allen"}';
@@ -42,68 +42,6 @@ function frame(init: Partial<LegacyHeaderInit> & { body?: string }): Uint8Array 
     funcNo: init.funcNo ?? 1000,
     errNo: 0,
   }, enc.encode(init.body ?? ALLEN));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
-
-// A raw TCP connection that writes any bytes and reads legacy frames.
-class RawLegacy implements AsyncDisposable {
-  readonly #conn: Deno.Conn;
-  readonly #decoder = new LegacyFrameDecoder();
-  readonly #frames: LegacyFrame[] = [];
-  #eof = false;
-
-  private constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  static async open(address: string): Promise<RawLegacy> {
-    const conn = await Deno.connect(splitHostPort(address));
-    conn.setNoDelay(true);
-    return new RawLegacy(conn);
-  }
-
-  async write(bytes: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
-  }
-
-  // The next frame, or null once the proxy has closed the connection.
-  async next(): Promise<LegacyFrame | null> {
-    while (this.#frames.length === 0 && !this.#eof) {
-      const n = await this.#conn.read(this.#decoder.reserve()).catch(() => null);
-      if (n === null) {
-        this.#eof = true;
-        break;
-      }
-      this.#decoder.commit(n);
-      for (let f = this.#decoder.next(); f !== null; f = this.#decoder.next()) {
-        this.#frames.push({ header: f.header, body: f.body.slice() });
-      }
-    }
-    return this.#frames.shift() ?? null;
-  }
-
-  close(): void {
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    this.close();
-    return Promise.resolve();
-  }
 }
 
 async function startProxy(...extra: string[]) {
@@ -159,7 +97,7 @@ Deno.test("serve answers a legacy and a MessagePack-RPC client on the same port 
 Deno.test("serve answers func 2000 itself, byte for byte", async () => {
   const { proc, address } = await startProxy("--workers", "1");
   await using _ = proc;
-  await using conn = await RawLegacy.open(address);
+  await using conn = await LegacyReplies.open(address);
   await conn.write(frame({ funcNo: 2000, flowNo: 0x01020304, msgType: 3, body: "{}" }));
   const reply = await conn.next();
   const body = enc.encode(LEGACY_PROXY_REPLY);
@@ -178,7 +116,7 @@ Deno.test("serve answers func 2000 itself, byte for byte", async () => {
 Deno.test("serve answers two frames sent in one write, in order", async () => {
   const { proc, address } = await startProxy("--workers", "2");
   await using _ = proc;
-  await using conn = await RawLegacy.open(address);
+  await using conn = await LegacyReplies.open(address);
   await conn.write(concat(frame({ flowNo: 10 }), frame({ flowNo: 11, funcNo: 2000 })));
   const first = await conn.next();
   const second = await conn.next();
@@ -191,7 +129,7 @@ Deno.test("serve answers a frame split at every byte", async () => {
   await using _ = proc;
   const whole = frame({ flowNo: 7 });
   for (let at = 1; at < whole.length; at++) {
-    await using conn = await RawLegacy.open(address);
+    await using conn = await LegacyReplies.open(address);
     await conn.write(whole.subarray(0, at));
     await new Promise((r) => setTimeout(r, 0)); // let the first part go out alone
     await conn.write(whole.subarray(at));
@@ -200,7 +138,7 @@ Deno.test("serve answers a frame split at every byte", async () => {
     assert.equal(text(reply), HANDLED_1000, `split at ${at}`);
   }
   // And one byte per write on a single connection, twice over.
-  await using conn = await RawLegacy.open(address);
+  await using conn = await LegacyReplies.open(address);
   const two = concat(frame({ flowNo: 1 }), frame({ flowNo: 2, funcNo: 2000 }));
   for (let i = 0; i < two.length; i++) await conn.write(two.subarray(i, i + 1));
   assert.equal(text(await conn.next()), HANDLED_1000);
@@ -213,7 +151,7 @@ Deno.test("serve answers an oversize body_len -1 and closes, without harm to oth
   const bystander = await LegacyClient.connect(address);
   const rpc = await RpcClient.connect(address);
   try {
-    await using conn = await RawLegacy.open(address);
+    await using conn = await LegacyReplies.open(address);
     const header = encodeLegacyFrame({
       bodyType: LEGACY_BODY_JSON,
       msgType: 0,
@@ -241,7 +179,7 @@ Deno.test("serve answers an oversize body_len -1 and closes, without harm to oth
 Deno.test("serve answers a bad tag mid-stream -1 and closes", async () => {
   const { proc, address } = await startProxy("--workers", "1");
   await using _ = proc;
-  await using conn = await RawLegacy.open(address);
+  await using conn = await LegacyReplies.open(address);
   await conn.write(concat(frame({ flowNo: 3 }), enc.encode("CCRPX not a frame")));
   assert.equal(text(await conn.next()), HANDLED_1000);
   const bad = await conn.next();
@@ -253,7 +191,7 @@ Deno.test("serve answers a bad tag mid-stream -1 and closes", async () => {
 Deno.test("serve answers a bad tag on the very first frame -1 and closes", async () => {
   const { proc, address } = await startProxy("--workers", "1");
   await using _ = proc;
-  await using conn = await RawLegacy.open(address);
+  await using conn = await LegacyReplies.open(address);
   await conn.write(enc.encode("CCRPX" + "\0".repeat(42)));
   const bad = await conn.next();
   assert.equal(bad!.header.errNo, -1);
@@ -473,7 +411,7 @@ Deno.test("serve answers -2 to legacy frames that arrive while it drains, after 
   const module = await writeHandlerModule(dir.join("legacy_handler.ts"));
   const { proc, address } = await startProxy("--workers", "1", "--handler", module);
   await using _ = proc;
-  await using conn = await RawLegacy.open(address);
+  await using conn = await LegacyReplies.open(address);
   await conn.write(frame({ flowNo: 1, funcNo: 3002 }));
   const rpc = await RpcClient.connect(address);
   try {
