@@ -8,7 +8,14 @@ import { Command, InvalidArgumentError } from "commander";
 import { runBackend } from "../lib/backend/run_backend.ts";
 import { WORKER_SOCKET_ENV } from "../lib/pool/worker_command.ts";
 import type { Address } from "../lib/net/address.ts";
-import { addLogLevel, addMaxMessageSize, address, duration, setUpLogging } from "./_options.ts";
+import {
+  addLogLevel,
+  addMaxMessageSize,
+  address,
+  byteSize,
+  duration,
+  setUpLogging,
+} from "./_options.ts";
 
 /** Builds the `backend` subcommand. */
 export function backendCommand(): Command {
@@ -36,6 +43,12 @@ export function backendCommand(): Command {
       duration(),
       10_000,
     );
+  cmd.option(
+    "--write-buffer-limit <bytes>",
+    "unread answers held per client before its requests stop being read",
+    byteSize,
+    4 * 1024 * 1024,
+  );
   addMaxMessageSize(cmd);
   addLogLevel(cmd);
   return cmd.action(async (opts) => {
@@ -55,6 +68,7 @@ export function backendCommand(): Command {
       testMethods: opts.testMethods,
       parentWatch: opts.parentWatch,
       maxMessageSize: opts.maxMessageSize,
+      writeBufferLimit: opts.writeBufferLimit,
       drainTimeout: opts.drainTimeout,
     });
   });

@@ -8,7 +8,14 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { POOL_MODES } from "../lib/pool/pool_options.ts";
 import { parseRoutePath } from "../lib/proxy/route_key.ts";
 import { runProxy } from "../lib/proxy/run_proxy.ts";
-import { addLogLevel, addMaxMessageSize, duration, intIn, setUpLogging } from "./_options.ts";
+import {
+  addLogLevel,
+  addMaxMessageSize,
+  byteSize,
+  duration,
+  intIn,
+  setUpLogging,
+} from "./_options.ts";
 import { parsePortOption } from "./_port.ts";
 
 const CPUS = navigator.hardwareConcurrency || 1;
@@ -163,6 +170,18 @@ export function serveCommand(): Command {
       10_000,
     )
     .option(
+      "--write-buffer-limit <bytes>",
+      "unread answers held per client before its requests stop being read",
+      byteSize,
+      4 * 1024 * 1024,
+    )
+    .option(
+      "--legacy-pipeline <n>",
+      "legacy frames in flight per connection",
+      intIn(1, 100_000),
+      128,
+    )
+    .option(
       "--parent-watch",
       "stop (as on SIGTERM) when stdin closes, e.g. under a supervisor holding a pipe",
       false,
@@ -222,6 +241,8 @@ Examples:
       maxMessageSize: opts.maxMessageSize,
       parentWatch: opts.parentWatch,
       firstByteTimeout: opts.firstByteTimeout,
+      writeBufferLimit: opts.writeBufferLimit,
+      legacyPipeline: opts.legacyPipeline,
     });
   });
 }

@@ -32,6 +32,11 @@ export interface BackendServerOptions {
    * @default {8388608}
    */
   maxMessageSize?: number;
+  /**
+   * Unread answers held per client above which its requests stop being read.
+   * @default {4194304}
+   */
+  writeBufferLimit?: number;
   /** Called when a peer sends the `shutdown` notification. */
   onShutdownRequest?: () => void;
 }
@@ -97,6 +102,9 @@ export class BackendServer {
       ...(this.#options.maxMessageSize === undefined
         ? {}
         : { maxMessageSize: this.#options.maxMessageSize }),
+      ...(this.#options.writeBufferLimit === undefined
+        ? {}
+        : { highWaterMark: this.#options.writeBufferLimit }),
       onFrame: (frame) => {
         if (broken) return;
         let msg: Message;

@@ -24,6 +24,8 @@ export interface RunBackendOptions {
   parentWatch?: boolean;
   /** Largest message accepted. @default {8388608} */
   maxMessageSize?: number;
+  /** Unread answers held per client before its requests stop being read. @default {4194304} */
+  writeBufferLimit?: number;
   /** Milliseconds to let requests in flight finish on shutdown. @default {10000} */
   drainTimeout?: number;
   /** Called once listening, with the bound address. */
@@ -51,6 +53,9 @@ export async function runBackend(options: RunBackendOptions): Promise<void> {
     address: options.address,
     methods,
     ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
+    ...(options.writeBufferLimit === undefined
+      ? {}
+      : { writeBufferLimit: options.writeBufferLimit }),
     onShutdownRequest: () => stop("shutdown notification"),
   });
   const bound = await server.listen();

@@ -518,6 +518,8 @@ export function serveLegacy(
     pool: context.pool,
     draining: context.draining,
     maxMessageSize: context.maxMessageSize,
+    highWaterMark: context.writeBufferLimit,
+    maxInFlight: context.legacyPipeline,
     initial,
   });
   session.run().catch((err) => {

@@ -55,6 +55,10 @@ export interface ConnectionContext {
   draining: () => boolean;
   /** Largest message accepted. */
   maxMessageSize: number;
+  /** Output held for a client above which its connection stops being read. */
+  writeBufferLimit: number;
+  /** Legacy frames in flight per connection. */
+  legacyPipeline: number;
 }
 
 /**
@@ -83,6 +87,14 @@ export interface ProxyServerOptions {
    * Without it such a connection gets `INVALID_REQUEST`.
    */
   legacyHandler?: ConnectionHandler;
+  /**
+   * Output held for one client (answers it has not read yet) above which the
+   * proxy stops reading its requests until it catches up.
+   * @default {4194304}
+   */
+  writeBufferLimit?: number;
+  /** Legacy frames in flight per connection; more wait unread. @default {128} */
+  legacyPipeline?: number;
   /**
    * With a `legacyHandler`: milliseconds a new connection may take to send
    * its first byte (which tells the protocol) before it is closed.
@@ -196,6 +208,8 @@ export class ProxyServer {
         pool: this.#pool,
         draining: () => this.#draining,
         maxMessageSize: this.#options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+        writeBufferLimit: this.#options.writeBufferLimit ?? 4 * 1024 * 1024,
+        legacyPipeline: this.#options.legacyPipeline ?? 128,
       });
       this.#conns.add(served);
       void served.done.then(() => this.#conns.delete(served));
@@ -211,6 +225,9 @@ export class ProxyServer {
         ? {}
         : { maxMessageSize: this.#options.maxMessageSize }),
       ...(initial === undefined ? {} : { initial }),
+      ...(this.#options.writeBufferLimit === undefined
+        ? {}
+        : { highWaterMark: this.#options.writeBufferLimit }),
       onFrame: (frame) => {
         try {
           readEnvelope(frame, envelope);

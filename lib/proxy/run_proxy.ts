@@ -31,6 +31,10 @@ export interface RunProxyOptions
   routeKey?: string;
   /** Milliseconds a new connection may take to send its first byte. @default {10000} */
   firstByteTimeout?: number;
+  /** Unread output per client above which its requests stop being read. @default {4194304} */
+  writeBufferLimit?: number;
+  /** Legacy frames in flight per connection. @default {128} */
+  legacyPipeline?: number;
   /** Milliseconds requests in flight may take to finish on stop. @default {10000} */
   drainTimeout?: number;
   /** Milliseconds workers get to exit after being told to, before SIGKILL. @default {5000} */
@@ -68,6 +72,8 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     backendArgs,
     routeKey,
     firstByteTimeout,
+    writeBufferLimit,
+    legacyPipeline,
     maxConnections: _m,
     drainTimeout,
     shutdownGrace,
@@ -95,6 +101,8 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       ...(routeKey === undefined ? {} : { routeKey }),
       ...(firstByteTimeout === undefined ? {} : { firstByteTimeout }),
+      ...(writeBufferLimit === undefined ? {} : { writeBufferLimit }),
+      ...(legacyPipeline === undefined ? {} : { legacyPipeline }),
     });
     let bound;
     try {
