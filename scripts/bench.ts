@@ -712,20 +712,10 @@ async function bench(o: BenchOptions, command: string): Promise<void> {
       await startServer(["backend", "--listen", "127.0.0.1:0", "--handler", HANDLER], runtime),
     );
   }
-  const proxy = await startServer(
-    [
-      "serve",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--workers",
-      String(o.workers),
-      "--handler",
-      HANDLER,
-    ],
-    runtime,
-  );
+  // Started as `proxy test` starts its own proxy (with --parent-watch, so a
+  // killed benchmark leaves no proxy behind).
+  const proxy = await startProxy({ workers: o.workers, args: ["--handler", HANDLER], runtime });
+  cleanups.push(() => proxy.stop());
   const targets: Target[] = [
     {
       name: "direct",
