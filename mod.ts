@@ -41,7 +41,7 @@ export * from "./lib/pool/memory.ts";
 export * from "./lib/proxy/client_session.ts";
 export * from "./lib/proxy/proxy_server.ts";
 export * from "./lib/proxy/run_proxy.ts";
-export * from "./lib/proxy/route_key.ts";
+
 export * from "./lib/proxy/legacy_session.ts";
 export * from "./lib/backend/legacy_methods.ts";
 export * from "./lib/client/legacy_client.ts";

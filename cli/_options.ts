@@ -1,13 +1,75 @@
 /**
- * Flag value parsers shared by the subcommands. Each throws commander's
- * InvalidArgumentError, which becomes a usage error (exit code 2).
+ * Building commander options from the option tables (`lib/options/`), so
+ * flags, defaults and `--help` all come from one place. A value that does not
+ * fit its option becomes commander's InvalidArgumentError, a usage error
+ * (exit code 2).
  *
  * @module
  */
 
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, InvalidArgumentError, Option as CommanderOption } from "commander";
+import {
+  formatDuration,
+  MAX_DURATION_MS,
+  type Option,
+  OptionError,
+  type OptionTable,
+  parseDuration,
+  parseSize,
+} from "../lib/options/option.ts";
+import { logLevel, maxMessageSize } from "../lib/options/common_options.ts";
 import { type Address, parseAddress } from "../lib/net/address.ts";
-import { configureLogging, LOG_LEVELS, type LogLevel } from "../lib/log.ts";
+import { configureLogging, type LogLevel } from "../lib/log.ts";
+
+/**
+ * Adds one option of a table to a command. Commander keeps no default of its
+ * own: an absent flag stays undefined and the library fills it from the same
+ * table, so `--help` shows the default the README writes (`10s`, `4MiB`).
+ */
+export function addOption(cmd: Command, option: Option): Command {
+  const flags = option.arg === null ? `--${option.name}` : `--${option.name} <${option.arg}>`;
+  const help = option.defaultText === ""
+    ? option.help
+    : `${option.help} (default: ${option.defaultText})`;
+  const o = new CommanderOption(flags, help);
+  if (option.arg !== null) {
+    o.argParser((text: string, previous: unknown) => {
+      try {
+        return option.parse(text, previous);
+      } catch (err) {
+        // commander prefixes the flag itself.
+        if (err instanceof OptionError) {
+          throw new InvalidArgumentError(err.message.slice(`--${option.name}: `.length));
+        }
+        throw err;
+      }
+    });
+  }
+  return cmd.addOption(o);
+}
+
+/** Adds every option of `table` (but those in `skip`) to a command. */
+export function addOptions(cmd: Command, table: OptionTable, skip: string[] = []): Command {
+  for (const option of table) if (!skip.includes(option.name)) addOption(cmd, option);
+  return cmd;
+}
+
+/** Sets logging up from a command's `--log-level`. */
+export async function setUpLogging(opts: { logLevel?: string }): Promise<void> {
+  await configureLogging((opts.logLevel ?? "info") as LogLevel);
+}
+
+/** Makes `--name` and `--other` exclusive, as a usage error. */
+export function exclusive(cmd: Command, a: string, b: string): void {
+  const given = (name: string) => cmd.getOptionValueSource(camel(name)) === "cli";
+  if (given(a) && given(b)) throw new InvalidArgumentError(`give either --${a} or --${b}, not both`);
+}
+
+function camel(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+// Parsers for flags that are not (yet) in an option table.
 
 /** A parser of an integer flag within [min, max]. */
 export function intIn(min: number, max: number = Number.MAX_SAFE_INTEGER): (v: string) => number {
@@ -20,43 +82,33 @@ export function intIn(min: number, max: number = Number.MAX_SAFE_INTEGER): (v: s
   };
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, "": 1 };
-
 /**
  * A parser of a duration: `250ms`, `10s`, `2m`, `1h`, or a bare number of
- * milliseconds (or of `bareUnit`). Returns milliseconds.
+ * milliseconds (or of `bareUnit`), at most setTimeout's limit. Returns milliseconds.
  */
 export function duration(bareUnit: "ms" | "s" = "ms"): (v: string) => number {
   return (v) => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-    if (!m) {
-      throw new InvalidArgumentError(`expected a duration such as 500ms, 10s or 2m, got "${v}"`);
+    try {
+      const ms = parseDuration(v, bareUnit);
+      if (ms > MAX_DURATION_MS) {
+        throw new RangeError(`expected a duration up to ${formatDuration(MAX_DURATION_MS)}, got "${v}"`);
+      }
+      return ms;
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
     }
-    const unit = m[2] ?? bareUnit;
-    return Math.round(Number(m[1]) * DURATION_UNITS[unit]!);
   };
 }
 
-const SIZE_UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1024,
-  kib: 1024,
-  m: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1024 ** 3,
-  gib: 1024 ** 3,
-};
-
 /** Parses a size in bytes: `1048576`, `512k`, `8MiB`, `1g`. */
 export function byteSize(v: string): number {
-  const m = /^(\d+)\s*([a-z]*)$/i.exec(v.trim());
-  const mult = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
-  const n = m && mult ? Number(m[1]) * mult : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidArgumentError(`expected a size such as 65536, 512k or 8MiB, got "${v}"`);
+  try {
+    const n = parseSize(v);
+    if (n < 1) throw new RangeError(`expected a positive size, got "${v}"`);
+    return n;
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
   }
-  return n;
 }
 
 /** Parses `HOST:PORT` or `unix:/path`. */
@@ -68,25 +120,12 @@ export function address(v: string): Address {
   }
 }
 
-/** Adds `--log-level` to a command. */
-export function addLogLevel(cmd: Command, fallback: LogLevel = "info"): Command {
-  return cmd.addOption(
-    new Option("--log-level <level>", "least severe log level shown on stderr").choices(LOG_LEVELS)
-      .default(fallback),
-  );
-}
-
-/** Sets logging up from a command's `--log-level`. */
-export async function setUpLogging(opts: { logLevel?: string }): Promise<void> {
-  await configureLogging((opts.logLevel ?? "info") as LogLevel);
-}
-
 /** Adds `--max-message-size` to a command. */
 export function addMaxMessageSize(cmd: Command): Command {
-  return cmd.option(
-    "--max-message-size <bytes>",
-    "largest message accepted (e.g. 8MiB)",
-    byteSize,
-    8 * 1024 * 1024,
-  );
+  return addOption(cmd, maxMessageSize);
+}
+
+/** Adds `--log-level` to a command. */
+export function addLogLevel(cmd: Command): Command {
+  return addOption(cmd, logLevel);
 }

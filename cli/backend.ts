@@ -6,16 +6,10 @@
 
 import { Command, InvalidArgumentError } from "commander";
 import { runBackend } from "../lib/backend/run_backend.ts";
+import { BACKEND_OPTIONS, type BackendSettings } from "../lib/options/backend_options.ts";
+import { type Address, parseAddress } from "../lib/net/address.ts";
 import { WORKER_SOCKET_ENV } from "../lib/pool/worker_command.ts";
-import type { Address } from "../lib/net/address.ts";
-import {
-  addLogLevel,
-  addMaxMessageSize,
-  address,
-  byteSize,
-  duration,
-  setUpLogging,
-} from "./_options.ts";
+import { addOptions, exclusive, setUpLogging } from "./_options.ts";
 
 /** Builds the `backend` subcommand. */
 export function backendCommand(): Command {
@@ -23,57 +17,32 @@ export function backendCommand(): Command {
     .description(
       "Serve MessagePack-RPC methods on a Unix socket or TCP: a worker of `proxy serve`, or a backend started by hand.",
     )
-    .option("--socket <path>", `Unix socket to listen on (default: $${WORKER_SOCKET_ENV})`)
-    .option(
-      "--listen <host:port>",
-      "TCP address to listen on instead, e.g. 127.0.0.1:9000",
-      address,
-    )
-    .option(
-      "--handler <module>",
-      "module whose exported functions become methods (repeatable)",
-      collect,
-      [],
-    )
-    .option("--no-test-methods", "do not serve the test methods sleep, fail and crash")
-    .option("--parent-watch", "exit when stdin closes (set by the proxy for its workers)", false)
-    .option(
-      "--drain-timeout <duration>",
-      "how long requests in flight may finish on shutdown",
-      duration(),
-      10_000,
+    .addHelpText(
+      "after",
+      `
+Signals: SIGINT/SIGTERM and a "shutdown" notification stop accepting, finish what is in flight, and exit.
+Examples:
+  proxy backend --socket /tmp/w.sock
+  proxy backend --listen 127.0.0.1:9000 --handler ./my_methods.ts`,
     );
-  cmd.option(
-    "--write-buffer-limit <bytes>",
-    "unread answers held per client before its requests stop being read",
-    byteSize,
-    4 * 1024 * 1024,
-  );
-  addMaxMessageSize(cmd);
-  addLogLevel(cmd);
-  return cmd.action(async (opts) => {
+  addOptions(cmd, BACKEND_OPTIONS);
+  return cmd.action(async (opts: Partial<BackendSettings>) => {
     await setUpLogging(opts);
+    exclusive(cmd, "socket", "listen");
     let where: Address;
-    if (opts.socket !== undefined && opts.listen !== undefined) {
-      throw new InvalidArgumentError("give either --socket or --listen, not both");
-    } else if (opts.listen !== undefined) where = opts.listen;
-    else {
+    if (opts.listen !== undefined) {
+      try {
+        where = parseAddress(opts.listen);
+      } catch (err) {
+        throw new InvalidArgumentError(`--listen: ${(err as Error).message}`);
+      }
+      if (where.transport !== "tcp") throw new InvalidArgumentError("--listen takes HOST:PORT");
+    } else {
       const path = opts.socket ?? Deno.env.get(WORKER_SOCKET_ENV);
       if (!path) throw new InvalidArgumentError(`give --socket PATH or --listen HOST:PORT`);
       where = { transport: "unix", path };
     }
-    await runBackend({
-      address: where,
-      handlers: opts.handler,
-      testMethods: opts.testMethods,
-      parentWatch: opts.parentWatch,
-      maxMessageSize: opts.maxMessageSize,
-      writeBufferLimit: opts.writeBufferLimit,
-      drainTimeout: opts.drainTimeout,
-    });
+    const { socket: _s, listen: _l, logLevel: _ll, ...rest } = opts;
+    await runBackend({ address: where, ...rest });
   });
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }

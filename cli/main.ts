@@ -6,6 +6,7 @@
 
 import { Command, CommanderError } from "commander";
 import denoJson from "../deno.json" with { type: "json" };
+import { OptionError } from "../lib/options/option.ts";
 import { backendCommand } from "./backend.ts";
 import { clientCommand } from "./client.ts";
 import { serveCommand } from "./serve.ts";
@@ -54,6 +55,12 @@ export async function main(args: string[]): Promise<number> {
       if (err.code === "commander.invalidArgument" && !err.message.startsWith("error:")) {
         console.error(`proxy: error: ${err.message}`);
       }
+      return EXIT_USAGE;
+    }
+    // A value the library refused (a config file's, or one checked only
+    // together with others) is a usage error too.
+    if (err instanceof OptionError) {
+      console.error(`proxy: error: ${err.message}`);
       return EXIT_USAGE;
     }
     console.error(`proxy: ${err instanceof Error ? err.message : String(err)}`);

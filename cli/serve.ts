@@ -6,7 +6,7 @@
 
 import { Command, InvalidArgumentError, Option } from "commander";
 import { POOL_MODES } from "../lib/pool/pool_options.ts";
-import { parseRoutePath } from "../lib/proxy/route_key.ts";
+import { parseRoutePath } from "../lib/protocol/route_key.ts";
 import { runProxy } from "../lib/proxy/run_proxy.ts";
 import {
   addLogLevel,

@@ -34,7 +34,7 @@ function assertRemoteError(code: string, message?: RegExp) {
 
 Deno.test("proxy backend answers the built-in methods called through proxy client", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   assert.equal(address, `unix:${dir.join("w.sock")}`);
 
@@ -64,7 +64,7 @@ Deno.test("proxy backend answers the built-in methods called through proxy clien
 
 Deno.test("proxy backend answers errors that proxy client prints with exit code 1", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
 
   const [fail, failDefault, badSleep, unknown, inherited] = await Promise.all([
@@ -89,7 +89,7 @@ Deno.test("proxy backend answers errors that proxy client prints with exit code 
 
 Deno.test("proxy backend exits on crash and the client reports the lost connection", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
 
   const result = await client(address, "crash");
@@ -103,7 +103,7 @@ Deno.test("proxy backend exits on crash and the client reports the lost connecti
 
 Deno.test("RpcClient gets answers out of order on one connection to a backend", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const rpc = await RpcClient.connect(await waitListening(backend));
   try {
     const order: string[] = [];
@@ -128,7 +128,7 @@ Deno.test("RpcClient gets answers out of order on one connection to a backend", 
 
 Deno.test("RpcClient.call() times out, aborts, and fails in-flight calls when the backend dies", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const rpc = await RpcClient.connect(await waitListening(backend));
   try {
     await assert.rejects(rpc.call("sleep", [2000], { timeout: 50 }), (err: unknown) => {
@@ -170,7 +170,7 @@ Deno.test("RpcClient.connect() fails with CONNECT_FAILED when no backend listens
 });
 
 Deno.test("proxy backend --listen 127.0.0.1:0 serves TCP on the port it logs", async () => {
-  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--listen", "127.0.0.1:0"]);
   const address = await waitListening(backend);
   const { hostname, port } = splitHostPort(address);
   assert.equal(hostname, "127.0.0.1");
@@ -196,14 +196,9 @@ Deno.test("proxy backend listens on $PROXY_WORKER_SOCKET when given no address",
   assert.equal(await waitListening(backend), `unix:${dir.join("env.sock")}`);
 });
 
-Deno.test("proxy backend --no-test-methods serves no crash, sleep or fail", async () => {
+Deno.test("proxy backend serves no crash, sleep or fail unless --test-methods", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram([
-    "backend",
-    "--no-test-methods",
-    "--socket",
-    dir.join("w.sock"),
-  ]);
+  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   const results = await Promise.all([
     client(address, "crash"),
@@ -222,7 +217,14 @@ Deno.test("proxy backend --handler serves a module's sync, async and throwing fu
   await using dir = await tempDir();
   // A relative path is resolved against the working directory.
   await using backend = spawnProgram(
-    ["backend", "--handler", "tests/testdata/handlers.ts", "--socket", dir.join("w.sock")],
+    [
+      "backend",
+      "--test-methods",
+      "--handler",
+      "tests/testdata/handlers.ts",
+      "--socket",
+      dir.join("w.sock"),
+    ],
     { cwd: REPO_ROOT },
   );
   const address = await waitListening(backend);
@@ -263,7 +265,7 @@ Deno.test("proxy backend --handler refuses a module that exports no function", a
 
 Deno.test("proxy backend closes a connection that sends byte 0xc1 and keeps serving new ones", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   {
     await using bad = await RawConnection.open(address);
@@ -286,7 +288,7 @@ Deno.test("proxy backend closes a connection that sends byte 0xc1 and keeps serv
 
 Deno.test("proxy backend answers an invalid request with INVALID_REQUEST and its msgid, then closes", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   for (const bad of [[0, 77, 5, []], [0, 77, "echo", "not an array"], [0, 77, "echo"]]) {
     await using conn = await RawConnection.open(address);
@@ -334,6 +336,7 @@ Deno.test("proxy backend answers an oversize message with MESSAGE_TOO_LARGE and 
   await using dir = await tempDir();
   await using backend = spawnProgram([
     "backend",
+    "--test-methods",
     "--max-message-size",
     "1k",
     "--socket",
@@ -364,7 +367,7 @@ Deno.test("proxy backend answers an oversize message with MESSAGE_TOO_LARGE and 
 
 Deno.test("proxy backend answers every request before closing a connection whose peer stopped writing", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   await using conn = await RawConnection.open(await waitListening(backend));
   await conn.write(new Uint8Array([...pack([0, 1, "sleep", [100]]), ...pack([0, 2, "ping", []])]));
   await conn.closeWrite();
@@ -374,7 +377,7 @@ Deno.test("proxy backend answers every request before closing a connection whose
 Deno.test("proxy backend on SIGTERM finishes the request in flight, removes its socket and exits 0", async () => {
   await using dir = await tempDir();
   const socket = dir.join("w.sock");
-  await using backend = spawnProgram(["backend", "--socket", socket]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", socket]);
   const address = await waitListening(backend);
   const rpc = await RpcClient.connect(address);
   try {
@@ -414,7 +417,14 @@ Deno.test("proxy backend on SIGTERM finishes the request in flight, removes its 
 Deno.test("proxy backend --drain-timeout bounds how long SIGTERM waits for requests in flight", async () => {
   await using dir = await tempDir();
   const socket = dir.join("w.sock");
-  await using backend = spawnProgram(["backend", "--drain-timeout", "100ms", "--socket", socket]);
+  await using backend = spawnProgram([
+    "backend",
+    "--test-methods",
+    "--drain-timeout",
+    "100ms",
+    "--socket",
+    socket,
+  ]);
   const rpc = await RpcClient.connect(await waitListening(backend));
   try {
     const slow = rpc.call("sleep", [20_000]);
@@ -434,7 +444,7 @@ Deno.test("proxy backend --drain-timeout bounds how long SIGTERM waits for reque
 Deno.test("proxy backend stops on a shutdown notification", async () => {
   await using dir = await tempDir();
   const socket = dir.join("w.sock");
-  await using backend = spawnProgram(["backend", "--socket", socket]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", socket]);
   const rpc = await RpcClient.connect(await waitListening(backend));
   try {
     rpc.notify("shutdown");
@@ -449,7 +459,13 @@ Deno.test("proxy backend stops on a shutdown notification", async () => {
 Deno.test("proxy backend --parent-watch exits when its stdin closes", async () => {
   await using dir = await tempDir();
   const socket = dir.join("w.sock");
-  await using backend = spawnProgram(["backend", "--parent-watch", "--socket", socket], {
+  await using backend = spawnProgram([
+    "backend",
+    "--test-methods",
+    "--parent-watch",
+    "--socket",
+    socket,
+  ], {
     stdin: "piped",
   });
   const address = await waitListening(backend);
@@ -470,7 +486,7 @@ Deno.test("proxy backend --parent-watch exits when its parent is killed with SIG
     "run",
     ...PERMISSION_FLAGS,
     `${REPO_ROOT}/tests/testdata/parent.ts`,
-    ...programArgs("backend", "--parent-watch", "--socket", socket),
+    ...programArgs("backend", "--test-methods", "--parent-watch", "--socket", socket),
   ]);
   const childPid = Number((await parent.waitForLine(/started child (\d+)/))[1]);
   try {
@@ -492,13 +508,13 @@ Deno.test("proxy backend replaces a stale socket file but not a live one", async
   await using dir = await tempDir();
   const socket = dir.join("w.sock");
   {
-    await using first = spawnProgram(["backend", "--socket", socket]);
+    await using first = spawnProgram(["backend", "--test-methods", "--socket", socket]);
     await waitListening(first);
     first.kill("SIGKILL");
     await first.status;
   }
   assert.equal(await exists(socket), true, "a killed backend leaves its socket file");
-  await using second = spawnProgram(["backend", "--socket", socket]);
+  await using second = spawnProgram(["backend", "--test-methods", "--socket", socket]);
   const address = await waitListening(second);
   assert.equal((await client(address, "ping")).stdout, '"pong"\n');
 

@@ -5,20 +5,25 @@
  */
 
 import { acceptEach, type Address, connect, listen, listenerAddress } from "../net/address.ts";
+import { ConnectionSweeper } from "../net/connection_sweeper.ts";
 import { FrameConnection } from "../net/frame_connection.ts";
 import {
-  decodeMessage,
+  createEnvelope,
+  decodeValue,
   encodeError,
   encodeResult,
+  type ErrorFormat,
   ErrorCode,
   errorToWire,
   type InvalidMessageError,
-  type Message,
   NOTIFICATION,
   peekRequestMsgid,
   ProxyError,
+  readEnvelope,
   REQUEST,
+  type WireError,
 } from "../protocol/mod.ts";
+import { getLogger } from "../log.ts";
 import type { Methods } from "./methods.ts";
 
 /** Options of {@linkcode BackendServer}. */
@@ -39,11 +44,35 @@ export interface BackendServerOptions {
   writeBufferLimit?: number;
   /** Called when a peer sends the `shutdown` notification. */
   onShutdownRequest?: () => void;
+  /** How errors are written: `{code, message, data}` or `[code, message]`. @default {"map"} */
+  errorFormat?: ErrorFormat;
+  /** Deepest nesting of params accepted; deeper is answered `INVALID_PARAMS`. @default {512} */
+  maxDepth?: number;
+  /** Milliseconds a message may take to arrive once begun; 0 = no limit. @default {30000} */
+  messageTimeout?: number;
+  /** Milliseconds a connection may be idle between messages; 0 = no limit. @default {0} */
+  idleTimeout?: number;
+  /** Connections held at once; more are closed at once. @default {10000} */
+  maxConnections?: number;
+  /**
+   * Requests one connection may have in flight; beyond, its requests are not
+   * read until answers go out.
+   * @default {1024}
+   */
+  maxInFlightPerConnection?: number;
 }
+
+const envelope = createEnvelope();
+const log = getLogger(["backend"]);
 
 /**
  * Serves methods over MessagePack-RPC on a Unix socket or TCP. Requests on one
  * connection run concurrently and are answered as they finish.
+ *
+ * A request whose params cannot be decoded (nested too deep, say) is answered
+ * `INVALID_PARAMS` with its msgid, and the connection goes on; only a frame
+ * whose envelope is broken (not a request, a msgid that is not an integer)
+ * ends the connection, after the answers owed before it.
  */
 export class BackendServer {
   readonly #options: BackendServerOptions;
@@ -51,13 +80,28 @@ export class BackendServer {
   readonly #conns = new Set<FrameConnection>();
   #requests = 0;
   #inFlight = 0;
+  #refused = 0;
   #idle: (() => void)[] = [];
   #closing: Promise<void> | null = null;
   #socketPath: string | null = null;
+  readonly #format: ErrorFormat;
+  readonly #maxDepth: number | undefined;
+  readonly #maxInFlight: number;
+  readonly #sweeper: ConnectionSweeper;
 
   /** @param options Where to listen and what to serve. */
   constructor(options: BackendServerOptions) {
     this.#options = options;
+    this.#format = options.errorFormat ?? "map";
+    this.#maxDepth = options.maxDepth;
+    this.#maxInFlight = options.maxInFlightPerConnection ?? 1024;
+    this.#sweeper = new ConnectionSweeper({
+      limits: {
+        messageTimeout: options.messageTimeout ?? 30_000,
+        idleTimeout: options.idleTimeout ?? 0,
+      },
+      onSwept: (reason) => log.debug(`Closed a connection: ${reason}`),
+    });
   }
 
   /** Requests answered so far. */
@@ -68,6 +112,16 @@ export class BackendServer {
   /** Requests being served now. */
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  /** Connections closed at once because `maxConnections` were open. */
+  get refused(): number {
+    return this.#refused;
   }
 
   /**
@@ -87,9 +141,12 @@ export class BackendServer {
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
+    const max = this.#options.maxConnections ?? 10_000;
     await acceptEach(listener, (conn) => {
-      if (this.#closing) conn.close();
-      else this.#serve(conn);
+      if (this.#closing || this.#conns.size >= max) {
+        if (!this.#closing) this.#refused++;
+        conn.close();
+      } else this.#serve(conn);
     });
   }
 
@@ -97,7 +154,37 @@ export class BackendServer {
     let pending = 0; // answers owed on this connection
     let eof = false;
     let broken = false; // a bad frame arrived: serve nothing after it
-    let paused = false;
+    let waitingForFlush = false;
+    const format = this.#format;
+    const maxInFlight = this.#maxInFlight;
+    // Reading pauses while the client does not read its answers, or has as
+    // many requests in flight as it may.
+    const updatePause = () => {
+      if (conn.closed) return;
+      if (conn.congested && !waitingForFlush) {
+        waitingForFlush = true;
+        void conn.flushed().then(() => {
+          waitingForFlush = false;
+          updatePause();
+        });
+      }
+      conn.setReadPaused(waitingForFlush || pending >= maxInFlight);
+    };
+    const answer = (msgid: number, wire: WireError | null, result: unknown) => {
+      let bytes: Uint8Array;
+      if (wire) bytes = encodeError(msgid, wire, format);
+      else {
+        try {
+          bytes = encodeResult(msgid, result);
+        } catch (err) {
+          bytes = encodeError(msgid, {
+            code: ErrorCode.HANDLER_ERROR,
+            message: `Cannot encode result: ${(err as Error).message}`,
+          }, format);
+        }
+      }
+      conn.write(bytes);
+    };
     const conn: FrameConnection = new FrameConnection(raw, {
       ...(this.#options.maxMessageSize === undefined
         ? {}
@@ -107,66 +194,75 @@ export class BackendServer {
         : { highWaterMark: this.#options.writeBufferLimit }),
       onFrame: (frame) => {
         if (broken) return;
-        let msg: Message;
         try {
-          msg = decodeMessage(frame);
+          readEnvelope(frame, envelope);
         } catch (err) {
           const e = err as InvalidMessageError;
-          if (e.msgid !== undefined) conn.write(encodeError(e.msgid, e.toWire()));
+          if (e.msgid !== undefined) conn.write(encodeError(e.msgid, e.toWire(), format));
           // The stream cannot be trusted any more; requests before it still get answers.
           broken = true;
           conn.stopReading();
           if (pending === 0) void conn.end();
           return;
         }
-        if (msg.type === REQUEST) {
-          pending++;
-          this.#inFlight++;
-          void this.#dispatch(msg.method, msg.params).then((answer) => {
-            this.#requests++;
-            this.#inFlight--;
-            pending--;
-            conn.write(
-              answer.error
-                ? encodeError(msg.msgid, answer.error)
-                : encodeResult(msg.msgid, answer.result),
-            );
-            if ((eof || broken) && pending === 0) void conn.end();
-            else if (!paused && conn.congested) {
-              // The client does not read its answers: stop taking requests until it does.
-              paused = true;
-              conn.setReadPaused(true);
-              void conn.flushed().then(() => {
-                paused = false;
-                conn.setReadPaused(false);
-              });
-            }
-            if (this.#inFlight === 0) this.#notifyIdle();
-          });
-        } else if (msg.type === NOTIFICATION) {
-          if (msg.method === "shutdown") this.#options.onShutdownRequest?.();
-          else void this.#dispatch(msg.method, msg.params);
+        const { type, msgid, method, body } = envelope;
+        if (type !== REQUEST && type !== NOTIFICATION) return; // a backend calls no one
+        let params: unknown[];
+        try {
+          params = decodeValue(frame, {
+            start: body,
+            ...(this.#maxDepth === undefined ? {} : { maxDepth: this.#maxDepth }),
+          }) as unknown[];
+        } catch (err) {
+          if (type === REQUEST) {
+            answer(msgid, {
+              code: ErrorCode.INVALID_PARAMS,
+              message: `Cannot call ${method}: ${(err as Error).message}`,
+            }, null);
+          } else log.debug(`Notification ${method} dropped: ${(err as Error).message}`);
+          return;
         }
-        // Responses from a client are ignored: a backend calls no one.
+        if (type === NOTIFICATION) {
+          if (method === "shutdown") this.#options.onShutdownRequest?.();
+          else void this.#dispatch(method, params);
+          return;
+        }
+        pending++;
+        this.#inFlight++;
+        if (pending >= maxInFlight) updatePause();
+        void this.#dispatch(method, params).then((result) => {
+          this.#requests++;
+          this.#inFlight--;
+          pending--;
+          answer(msgid, result.error ?? null, result.result);
+          if ((eof || broken) && pending === 0) void conn.end();
+          else updatePause();
+          if (this.#inFlight === 0) this.#notifyIdle();
+        });
       },
       onProtocolError: (err, partial) => {
         const msgid = peekRequestMsgid(partial);
-        if (msgid !== undefined) conn.write(encodeError(msgid, err.toWire()));
+        if (msgid !== undefined) conn.write(encodeError(msgid, err.toWire(), format));
       },
       onEof: () => {
         eof = true;
         if (pending === 0) void conn.end();
       },
-      onClose: () => this.#conns.delete(conn),
+      onClose: () => {
+        this.#conns.delete(conn);
+        this.#sweeper.delete(conn);
+      },
     });
+    conn.setBusyCheck(() => pending > 0);
     this.#conns.add(conn);
+    this.#sweeper.add(conn);
     conn.run().catch(() => conn.close());
   }
 
   async #dispatch(
     method: string,
     params: unknown[],
-  ): Promise<{ error?: ReturnType<typeof errorToWire>; result?: unknown }> {
+  ): Promise<{ error?: WireError; result?: unknown }> {
     const fn = Object.hasOwn(this.#options.methods, method)
       ? this.#options.methods[method]
       : undefined;
@@ -196,6 +292,7 @@ export class BackendServer {
    */
   async destroy(): Promise<void> {
     this.#closing ??= Promise.resolve();
+    this.#sweeper.close();
     try {
       this.#listener?.close();
     } catch {
@@ -229,6 +326,7 @@ export class BackendServer {
       });
     }
     await Promise.all([...this.#conns].map((c) => c.end()));
+    this.#sweeper.close();
     if (this.#socketPath) {
       try {
         await Deno.remove(this.#socketPath);

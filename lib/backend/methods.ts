@@ -4,7 +4,7 @@
  * @module
  */
 
-import { ErrorCode, ProxyError } from "../protocol/mod.ts";
+import { ErrorCode, Float, ProxyError } from "../protocol/mod.ts";
 
 /**
  * A method: called with the request's params spread as arguments; its return
@@ -20,8 +20,9 @@ export type Methods = Record<string, Method>;
 /** Options of {@linkcode builtinMethods}. */
 export interface BuiltinMethodsOptions {
   /**
-   * Include `sleep`, `fail` and `crash`, which exist to test isolation.
-   * @default {true}
+   * Include `sleep`, `fail` and `crash`, which exist to test isolation (and
+   * let any client crash the worker: off unless asked for).
+   * @default {false}
    */
   testMethods?: boolean;
   /** Requests served so far, for `info()`. */
@@ -33,8 +34,9 @@ export interface BuiltinMethodsOptions {
 const MAX_SLEEP_MS = 24 * 60 * 60 * 1000;
 
 /**
- * The built-in methods: `ping`, `echo`, `info`, and unless disabled `sleep`,
- * `fail` and `crash`.
+ * The built-in methods: `ping`, `echo` (which returns its argument exactly as
+ * it came, see `decodeValue`), `info`, and when asked for `sleep`, `fail` and
+ * `crash`.
  */
 export function builtinMethods(options: BuiltinMethodsOptions): Methods {
   const started = performance.now();
@@ -47,8 +49,10 @@ export function builtinMethods(options: BuiltinMethodsOptions): Methods {
       requests: options.requests(),
     }),
   };
-  if (options.testMethods ?? true) {
-    methods.sleep = (ms: unknown) => {
+  if (options.testMethods ?? false) {
+    methods.sleep = (arg: unknown) => {
+      // A whole-number float (from Python, say) is a number too.
+      const ms = arg instanceof Float ? arg.value : arg;
       if (typeof ms !== "number" || !(ms >= 0) || ms > MAX_SLEEP_MS) {
         throw new ProxyError(
           ErrorCode.INVALID_PARAMS,

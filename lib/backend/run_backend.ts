@@ -8,69 +8,70 @@
 
 import { type Address, formatAddress } from "../net/address.ts";
 import { getLogger } from "../log.ts";
+import { type BackendSettings, resolveBackendSettings } from "../options/backend_options.ts";
 import { BackendServer } from "./backend_server.ts";
 import { legacyMethods } from "./legacy_methods.ts";
 import { builtinMethods, loadHandlerModule, type Methods } from "./methods.ts";
 
-/** Options of {@linkcode runBackend}. */
-export interface RunBackendOptions {
+/**
+ * Options of {@linkcode runBackend}: where to listen, and any of the
+ * `proxy backend` options (see `BACKEND_OPTIONS` for their defaults).
+ */
+export interface RunBackendOptions
+  extends Partial<Omit<BackendSettings, "socket" | "listen" | "logLevel">> {
   /** Where to listen. */
   address: Address;
-  /** Handler module paths or URLs whose exported functions become methods. */
-  handlers?: string[];
-  /** Serve `sleep`, `fail` and `crash`. @default {true} */
-  testMethods?: boolean;
-  /** Exit when stdin closes (the parent is gone). @default {false} */
-  parentWatch?: boolean;
-  /** Largest message accepted. @default {8388608} */
-  maxMessageSize?: number;
-  /** Unread answers held per client before its requests stop being read. @default {4194304} */
-  writeBufferLimit?: number;
-  /** Milliseconds to let requests in flight finish on shutdown. @default {10000} */
-  drainTimeout?: number;
   /** Called once listening, with the bound address. */
   onListening?: (address: Address) => void;
 }
 
 /**
  * Runs a backend until it is told to stop; resolves after a clean shutdown.
+ *
+ * @throws {OptionError} For an option out of range.
  */
 export async function runBackend(options: RunBackendOptions): Promise<void> {
   const log = getLogger(["backend"]);
+  const { address, onListening, ...given } = options;
+  const o = resolveBackendSettings(given);
   let server: BackendServer | null = null;
   const methods: Methods = builtinMethods({
-    testMethods: options.testMethods ?? true,
+    testMethods: o.testMethods,
     requests: () => server?.requests ?? 0,
   });
   // `legacy.call` for the legacy protocol; a handler module may replace it.
   Object.assign(methods, legacyMethods());
-  for (const handler of options.handlers ?? []) {
+  for (const handler of o.handler) {
     Object.assign(methods, await loadHandlerModule(handler));
   }
   let stop!: (why: string) => void;
   const stopped = new Promise<string>((resolve) => stop = resolve);
   server = new BackendServer({
-    address: options.address,
+    address,
     methods,
-    ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
-    ...(options.writeBufferLimit === undefined
-      ? {}
-      : { writeBufferLimit: options.writeBufferLimit }),
+    maxMessageSize: o.maxMessageSize,
+    writeBufferLimit: o.writeBufferLimit,
+    errorFormat: o.errorFormat,
+    maxDepth: o.maxDepth,
+    messageTimeout: o.messageTimeout,
+    idleTimeout: o.clientIdleTimeout,
+    maxConnections: o.maxConnections,
+    maxInFlightPerConnection: o.maxInFlightPerConnection,
     onShutdownRequest: () => stop("shutdown notification"),
   });
   const bound = await server.listen();
   // A fixed, unquoted line: scripts and tests wait for "listening on ADDRESS".
   log.info(`Backend ${Deno.pid} listening on ${formatAddress(bound)}`);
-  options.onListening?.(bound);
+  onListening?.(bound);
 
   const onSignal = () => stop("signal");
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
-  if (options.parentWatch) void watchParent(() => stop("parent gone"));
+  if (o.parentWatch) void watchParent(() => stop("parent gone"));
 
   const why = await stopped;
   log.info("Backend {pid} stopping: {why}", { pid: Deno.pid, why });
-  await server.close(AbortSignal.timeout(options.drainTimeout ?? 10_000));
+  await server.close(AbortSignal.timeout(o.drainTimeout));
   Deno.removeSignalListener("SIGTERM", onSignal);
   Deno.removeSignalListener("SIGINT", onSignal);
 }

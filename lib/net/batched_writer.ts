@@ -19,14 +19,17 @@ export interface BatchedWriterOptions {
 const INITIAL_SIZE = 16 * 1024;
 // A burst may grow the spare buffer; past this it is let go after use.
 const KEEP_LIMIT = 1024 * 1024;
+// Buffers are allocated on first write and let go by trim(), so an idle
+// connection holds none.
+const EMPTY = new Uint8Array(0);
 
 /** Batched, ordered writes to a connection. */
 export class BatchedWriter {
   readonly #conn: { write(p: Uint8Array): Promise<number> };
   readonly #options: BatchedWriterOptions;
-  #out = new Uint8Array(INITIAL_SIZE);
+  #out = EMPTY;
   #outLen = 0;
-  #spare = new Uint8Array(INITIAL_SIZE);
+  #spare = EMPTY;
   #sendingLen = 0;
   #writing = false;
   #scheduled = false;
@@ -76,17 +79,26 @@ export class BatchedWriter {
     await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
   }
 
+  /** Lets go of the buffers while nothing is queued (an idle connection). */
+  trim(): void {
+    if (this.#writing || this.#outLen > 0) return;
+    this.#out = EMPTY;
+    this.#spare = EMPTY;
+  }
+
   /** Drops what is queued and takes no more writes. Idempotent. */
   discard(): void {
     this.#discarded = true;
     this.#outLen = 0;
+    this.#out = EMPTY;
+    this.#spare = EMPTY;
     this.#notifyDrained();
   }
 
   #reserve(n: number): number {
     const need = this.#outLen + n;
     if (need > this.#out.length) {
-      let size = this.#out.length * 2;
+      let size = Math.max(this.#out.length * 2, INITIAL_SIZE);
       while (size < need) size *= 2;
       const next = new Uint8Array(size);
       next.set(this.#out.subarray(0, this.#outLen));
@@ -121,7 +133,7 @@ export class BatchedWriter {
         let off = 0;
         while (off < len) off += await this.#conn.write(sending.subarray(off, len));
         this.#sendingLen = 0;
-        if (this.#spare.length > KEEP_LIMIT) this.#spare = new Uint8Array(INITIAL_SIZE);
+        if (this.#spare.length > KEEP_LIMIT) this.#spare = EMPTY;
       }
     } catch {
       failed = true;

@@ -1,5 +1,8 @@
 /**
- * A MessagePack-RPC connection: whole frames in, batched writes out.
+ * The framed-connection core every protocol shares: whole frames in (split by
+ * a stream decoder: MessagePack or the legacy protocol), batched writes out,
+ * backpressure, and the bookkeeping that lets a {@linkcode ConnectionSweeper}
+ * close connections that stall mid-message or sit idle.
  *
  * @module
  */
@@ -7,52 +10,88 @@
 import { DEFAULT_MAX_MESSAGE_SIZE, FrameDecoder, ProxyError } from "../protocol/mod.ts";
 import { BatchedWriter } from "./batched_writer.ts";
 
+/**
+ * Splits a byte stream into frames of type `F`; `FrameDecoder` (MessagePack)
+ * and `LegacyFrameDecoder` are two.
+ */
+export interface StreamDecoder<F> {
+  /** Bytes buffered and not yet returned as frames: > 0 means a frame is partly in. */
+  readonly buffered: number;
+  /** A region to read into. */
+  reserve(): Uint8Array;
+  /** Records `n` bytes read into the region. */
+  commit(n: number): void;
+  /** Appends a copy of bytes read elsewhere. */
+  push(chunk: Uint8Array): void;
+  /** The next whole frame, or null; throws a `ProxyError` on a bad stream. */
+  next(): F | null;
+  /** The buffered start of the frame being received. */
+  partial(): Uint8Array;
+}
+
 /** Options of {@linkcode FrameConnection}. */
-export interface FrameConnectionOptions {
+export interface FrameConnectionOptions<F = Uint8Array> {
   /**
-   * Called synchronously for each whole frame. The bytes are valid only
-   * during the call: copy what must outlive it.
+   * Called synchronously for each whole frame. A MessagePack frame's bytes
+   * are valid only during the call: copy what must outlive it.
    */
-  onFrame: (frame: Uint8Array) => void;
+  onFrame: (frame: F) => void;
   /**
-   * Called when the stream is not MessagePack or a message is too large,
-   * before the connection closes. A writable moment for a last error reply.
+   * Splits the stream. @default {a `FrameDecoder` (MessagePack) with `maxMessageSize`}
+   */
+  decoder?: StreamDecoder<F>;
+  /**
+   * Called when the stream is not valid or a message is too large, before
+   * the connection stops reading. A writable moment for a last error reply.
    */
   onProtocolError?: (error: ProxyError, partial: Uint8Array) => void;
   /** Called once when the connection has closed, for whatever reason. */
   onClose?: () => void;
   /**
-   * Called when the peer ends its side. When given, the connection stays open
-   * for writing (so answers still in flight can go out) and the owner calls
-   * `end()`; without it, the connection ends at once.
+   * Called when the peer ends its side (or after a protocol error, or a
+   * message timeout). When given, the connection stays open for writing (so
+   * answers still in flight can go out) and the owner calls `end()`; without
+   * it, the connection ends at once.
    */
   onEof?: () => void;
   /**
-   * Largest message accepted, in bytes.
+   * Largest message accepted by the default decoder, in bytes.
    * @default {8388608}
    */
   maxMessageSize?: number;
   /** Bytes already read from `conn` (e.g. while sniffing the protocol), handled first. */
   initial?: Uint8Array;
   /**
-   * Pending output above which reading pauses until the peer reads again.
+   * Pending output above which the connection counts as congested (owners
+   * pause reading until the peer reads again).
    * @default {4194304}
    */
   highWaterMark?: number;
+  /** The clock for activity times. @default {performance.now} */
+  now?: () => number;
+}
+
+/** What a {@linkcode ConnectionSweeper} enforces. */
+export interface SweepLimits {
+  /** Milliseconds a message may take to arrive once begun; 0 = no limit. */
+  messageTimeout: number;
+  /** Milliseconds a connection may sit idle between messages; 0 = no limit. */
+  idleTimeout: number;
 }
 
 /**
- * Wraps a `Deno.Conn`: reads whole MessagePack frames and writes frames,
- * coalescing every write made in one event-loop turn into one syscall.
+ * Wraps a `Deno.Conn`: reads whole frames and writes bytes, coalescing every
+ * write made in one event-loop turn into one syscall.
  */
-export class FrameConnection {
+export class FrameConnection<F = Uint8Array> {
   readonly #conn: Deno.Conn;
-  readonly #decoder: FrameDecoder;
-  readonly #onFrame: (frame: Uint8Array) => void;
+  readonly #decoder: StreamDecoder<F>;
+  readonly #onFrame: (frame: F) => void;
   readonly #onProtocolError: ((error: ProxyError, partial: Uint8Array) => void) | undefined;
   readonly #onClose: (() => void) | undefined;
   readonly #onEof: (() => void) | undefined;
   readonly #highWaterMark: number;
+  readonly #now: () => number;
   #initial: Uint8Array | undefined;
   readonly #writer: BatchedWriter;
   #closed = false;
@@ -62,24 +101,30 @@ export class FrameConnection {
   #resumeRead: (() => void) | null = null;
   #done: Promise<void>;
   #resolveDone!: () => void;
+  #lastActivity: number;
+  #partialSince = -1; // when the frame now partly in began arriving; -1: none
+  #busy: () => boolean = () => false;
 
   /**
    * @param conn An open connection.
    * @param options Callbacks and limits.
    */
-  constructor(conn: Deno.Conn, options: FrameConnectionOptions) {
+  constructor(conn: Deno.Conn, options: FrameConnectionOptions<F>) {
     this.#conn = conn;
-    this.#decoder = new FrameDecoder({
-      maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-    });
+    this.#decoder = options.decoder ??
+      (new FrameDecoder({
+        maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+      }) as unknown as StreamDecoder<F>);
     this.#onFrame = options.onFrame;
     this.#onProtocolError = options.onProtocolError;
     this.#onClose = options.onClose;
     this.#onEof = options.onEof;
     this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
+    this.#now = options.now ?? (() => performance.now());
     this.#initial = options.initial;
     this.#writer = new BatchedWriter(conn, { onError: () => this.close() });
     this.#done = new Promise((resolve) => this.#resolveDone = resolve);
+    this.#lastActivity = this.#now();
   }
 
   /** True once closed. */
@@ -97,55 +142,58 @@ export class FrameConnection {
     return this.#writer.pendingBytes;
   }
 
+  /**
+   * Tells the idle check whether the owner still has work for this
+   * connection (answers owed): a connection waiting for its answers is not idle.
+   */
+  setBusyCheck(busy: () => boolean): void {
+    this.#busy = busy;
+  }
+
   /** Starts the read loop; resolves when reading has ended and the connection is closed. */
   async run(): Promise<void> {
     const conn = this.#conn;
     const decoder = this.#decoder;
     try {
+      // Frames already buffered (left when reading paused) go before new reads.
+      let more = false;
+      if (this.#initial) {
+        decoder.push(this.#initial);
+        this.#initial = undefined;
+        more = true;
+      }
       while (!this.#closed && !this.#closing && !this.#readStopped) {
         if (this.#readPaused) {
           await new Promise<void>((resolve) => this.#resumeRead = resolve);
+          // Frames left buffered while paused go first; a message partly in
+          // gets its time limit afresh (the pause was ours, not the peer's).
+          more = true;
+          if (this.#partialSince >= 0) this.#partialSince = this.#now();
+          continue;
+        }
+        if (more) {
+          more = false;
+          if (this.#takeFrames()) return;
           continue;
         }
         let n: number | null;
-        if (this.#initial) {
-          decoder.push(this.#initial);
-          this.#initial = undefined;
-          n = 0;
-        } else {
-          try {
-            n = await conn.read(decoder.reserve());
-          } catch {
-            break; // reset by peer, or closed under us
-          }
+        try {
+          n = await conn.read(decoder.reserve());
+        } catch {
+          break; // reset by peer, or closed under us
         }
         if (n === null) {
           if (this.#onEof && !this.#closed) {
+            this.#readStopped = true;
             this.#onEof();
             return;
           }
           break;
         }
         decoder.commit(n);
-        let frame: Uint8Array | null;
-        try {
-          while ((frame = decoder.next()) !== null) {
-            this.#onFrame(frame);
-            if (this.#closed || this.#closing || this.#readStopped) break;
-          }
-        } catch (err) {
-          if (!(err instanceof ProxyError)) throw err;
-          this.#onProtocolError?.(err, decoder.partial());
-          // Nothing more is read; answers owed for earlier requests still go
-          // out when the owner handles it like the end of input.
-          if (this.#onEof && !this.#closed) {
-            this.#readStopped = true;
-            this.#onEof();
-            return;
-          }
-          await this.end();
-          break;
-        }
+        this.#lastActivity = this.#now();
+        if (this.#partialSince < 0) this.#partialSince = this.#lastActivity;
+        if (this.#takeFrames()) return;
       }
     } catch (err) {
       this.close();
@@ -157,6 +205,38 @@ export class FrameConnection {
     await this.end();
   }
 
+  // Hands out whole frames until the decoder needs bytes or reading pauses
+  // (the rest stays buffered for later). True when reading has ended.
+  #takeFrames(): boolean {
+    const decoder = this.#decoder;
+    try {
+      let frame: F | null;
+      while (!this.#readPaused && (frame = decoder.next()) !== null) {
+        this.#onFrame(frame);
+        if (this.#closed || this.#closing || this.#readStopped) break;
+      }
+    } catch (err) {
+      if (!(err instanceof ProxyError)) throw err;
+      this.#onProtocolError?.(err, decoder.partial());
+      this.#partialSince = -1;
+      // Nothing more is read; answers owed for earlier requests still go
+      // out when the owner handles it like the end of input.
+      this.#stopInput();
+      return true;
+    }
+    if (decoder.buffered === 0) this.#partialSince = -1;
+    return false;
+  }
+
+  // The end of input as the owner sees it: onEof (answers still go out), or end.
+  #stopInput(): void {
+    if (this.#closed) return;
+    this.#readStopped = true;
+    this.setReadPaused(false);
+    if (this.#onEof) this.#onEof();
+    else void this.end();
+  }
+
   /**
    * Stops reading for good (e.g. after an invalid frame) without closing, so
    * answers still owed can be written; the owner then calls `end()`.
@@ -166,7 +246,7 @@ export class FrameConnection {
     this.setReadPaused(false);
   }
 
-  /** Pauses or resumes reading (backpressure). */
+  /** Pauses or resumes reading (backpressure). Frames already read wait too. */
   setReadPaused(paused: boolean): void {
     this.#readPaused = paused;
     if (!paused && this.#resumeRead) {
@@ -176,12 +256,17 @@ export class FrameConnection {
     }
   }
 
+  /** True while reading is paused. */
+  get readPaused(): boolean {
+    return this.#readPaused;
+  }
+
   /** True when more output is queued than the high-water mark. */
   get congested(): boolean {
     return this.pendingBytes > this.#highWaterMark;
   }
 
-  /** Queues one whole frame for writing. */
+  /** Queues bytes (one or more whole frames) for writing. */
   write(frame: Uint8Array): void {
     if (!this.#closed) this.#writer.write(frame);
   }
@@ -197,6 +282,34 @@ export class FrameConnection {
   /** Resolves once everything queued has been written (or the connection closed). */
   flushed(): Promise<void> {
     return this.#writer.flushed();
+  }
+
+  /**
+   * Closes a connection that broke a time limit (see {@linkcode SweepLimits}):
+   * a message begun and not finished within `messageTimeout` (input stops,
+   * answers owed still go out), or no traffic and nothing owed for
+   * `idleTimeout`. Returns what it did, for the owner's counters.
+   */
+  sweep(now: number, limits: SweepLimits): "message-timeout" | "idle-timeout" | null {
+    if (this.#closed) return null;
+    if (
+      limits.messageTimeout > 0 && this.#partialSince >= 0 && !this.#readStopped &&
+      !this.#readPaused && now - this.#partialSince >= limits.messageTimeout
+    ) {
+      this.#partialSince = -1;
+      this.#stopInput();
+      return "message-timeout";
+    }
+    if (
+      limits.idleTimeout > 0 && this.#partialSince < 0 && this.pendingBytes === 0 &&
+      !this.#busy() && now - this.#lastActivity >= limits.idleTimeout
+    ) {
+      this.close();
+      return "idle-timeout";
+    }
+    // A quiet connection gives its write buffers back.
+    if (this.pendingBytes === 0 && now - this.#lastActivity >= 1000) this.#writer.trim();
+    return null;
   }
 
   /** Writes what is queued, then closes. Idempotent. */

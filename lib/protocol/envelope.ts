@@ -24,17 +24,22 @@ export interface Envelope {
    * the type tag (notifications): the part copied when rewriting the msgid.
    */
   tail: number;
+  /**
+   * Offset of the params (requests, notifications) or of the error, followed
+   * by the result (responses).
+   */
+  body: number;
 }
 
 /** Creates an {@linkcode Envelope} to pass to {@linkcode readEnvelope}. */
 export function createEnvelope(): Envelope {
-  return { type: 0, msgid: -1, method: "", tail: 0 };
+  return { type: 0, msgid: -1, method: "", tail: 0, body: 0 };
 }
 
 /** The most bytes {@linkcode writeEnvelopeHead} writes. */
 export const MAX_ENVELOPE_HEAD = 11;
 
-const textDecoder = new TextDecoder();
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 // Frames are views into a connection's read buffer, which rarely changes: one
 // DataView per buffer (offsets are absolute) instead of one per frame.
@@ -53,7 +58,12 @@ function viewOf(bytes: Uint8Array): DataView {
 // after it here, so the hot path allocates no tuples. Always written before read.
 let intEnd = 0;
 
-function readInt(frame: Uint8Array, view: DataView, pos: number): number | undefined {
+/**
+ * Reads an integer at pos: a number when it is a safe integer, a bigint
+ * beyond (an int64/uint64 msgid that can be echoed but not used), undefined
+ * when there is no integer there (floats are not msgids).
+ */
+function readInt(frame: Uint8Array, view: DataView, pos: number): number | bigint | undefined {
   const b = frame[pos];
   if (b === undefined) return undefined;
   if (b <= 0x7f) {
@@ -65,57 +75,47 @@ function readInt(frame: Uint8Array, view: DataView, pos: number): number | undef
     return b - 0x100;
   }
   if (pos + 1 >= frame.length) return undefined;
+  const at = frame.byteOffset + pos + 1;
   switch (b) {
     case 0xcc:
       intEnd = pos + 2;
       return frame[pos + 1];
     case 0xcd:
       intEnd = pos + 3;
-      return pos + 3 <= frame.length ? view.getUint16(frame.byteOffset + pos + 1) : undefined;
+      return pos + 3 <= frame.length ? view.getUint16(at) : undefined;
     case 0xce:
       intEnd = pos + 5;
-      return pos + 5 <= frame.length ? view.getUint32(frame.byteOffset + pos + 1) : undefined;
+      return pos + 5 <= frame.length ? view.getUint32(at) : undefined;
     case 0xcf: {
       intEnd = pos + 9;
       if (pos + 9 > frame.length) return undefined;
-      const v = Number(view.getBigUint64(frame.byteOffset + pos + 1));
-      return Number.isSafeInteger(v) ? v : undefined;
+      const v = view.getBigUint64(at);
+      return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
     }
     case 0xd0:
       intEnd = pos + 2;
-      return view.getInt8(frame.byteOffset + pos + 1);
+      return view.getInt8(at);
     case 0xd1:
       intEnd = pos + 3;
-      return pos + 3 <= frame.length ? view.getInt16(frame.byteOffset + pos + 1) : undefined;
+      return pos + 3 <= frame.length ? view.getInt16(at) : undefined;
     case 0xd2:
       intEnd = pos + 5;
-      return pos + 5 <= frame.length ? view.getInt32(frame.byteOffset + pos + 1) : undefined;
+      return pos + 5 <= frame.length ? view.getInt32(at) : undefined;
     case 0xd3: {
       intEnd = pos + 9;
       if (pos + 9 > frame.length) return undefined;
-      const v = Number(view.getBigInt64(frame.byteOffset + pos + 1));
-      return Number.isSafeInteger(v) ? v : undefined;
-    }
-    // msgpackr writes integers beyond 32 bits as floats; decodeMessage() accepts
-    // an integral float as a msgid, so the envelope does too.
-    case 0xca: {
-      intEnd = pos + 5;
-      if (pos + 5 > frame.length) return undefined;
-      const v = view.getFloat32(frame.byteOffset + pos + 1);
-      return Number.isSafeInteger(v) ? v : undefined;
-    }
-    case 0xcb: {
-      intEnd = pos + 9;
-      if (pos + 9 > frame.length) return undefined;
-      const v = view.getFloat64(frame.byteOffset + pos + 1);
-      return Number.isSafeInteger(v) ? v : undefined;
+      const v = view.getBigInt64(at);
+      return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
+        ? Number(v)
+        : v;
     }
   }
   return undefined;
 }
 
-// Reads a str at pos; sets intEnd to the end of the string.
-function readStr(frame: Uint8Array, view: DataView, pos: number): string | undefined {
+// Reads a method name at pos: a str, or a bin (old MessagePack had no str/bin
+// split, and some clients still send names that way), as UTF-8. Sets intEnd.
+function readName(frame: Uint8Array, view: DataView, pos: number): string | undefined {
   const b = frame[pos];
   if (b === undefined) return undefined;
   let len: number;
@@ -123,13 +123,13 @@ function readStr(frame: Uint8Array, view: DataView, pos: number): string | undef
   if (b >= 0xa0 && b <= 0xbf) {
     len = b & 0x1f;
     start = pos + 1;
-  } else if (b === 0xd9 && pos + 2 <= frame.length) {
+  } else if ((b === 0xd9 || b === 0xc4) && pos + 2 <= frame.length) {
     len = frame[pos + 1]!;
     start = pos + 2;
-  } else if (b === 0xda && pos + 3 <= frame.length) {
+  } else if ((b === 0xda || b === 0xc5) && pos + 3 <= frame.length) {
     len = view.getUint16(frame.byteOffset + pos + 1);
     start = pos + 3;
-  } else if (b === 0xdb && pos + 5 <= frame.length) {
+  } else if ((b === 0xdb || b === 0xc6) && pos + 5 <= frame.length) {
     len = view.getUint32(frame.byteOffset + pos + 1);
     start = pos + 5;
   } else return undefined;
@@ -141,12 +141,20 @@ function readStr(frame: Uint8Array, view: DataView, pos: number): string | undef
     let s = "";
     for (let i = start; i < end; i++) {
       const c = frame[i]!;
-      if (c >= 0x80) return textDecoder.decode(frame.subarray(start, end));
+      if (c >= 0x80) return decodeUtf8(frame.subarray(start, end));
       s += String.fromCharCode(c);
     }
     return s;
   }
-  return textDecoder.decode(frame.subarray(start, end));
+  return decodeUtf8(frame.subarray(start, end));
+}
+
+function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
 }
 
 function arrayLength(frame: Uint8Array, view: DataView): number {
@@ -171,12 +179,18 @@ function isArrayAt(frame: Uint8Array, pos: number): boolean {
   return b !== undefined && ((b >= 0x90 && b <= 0x9f) || b === 0xdc || b === 0xdd);
 }
 
-function invalid(message: string, msgid?: number): InvalidMessageError {
+function invalid(message: string, msgid?: number | bigint): InvalidMessageError {
   return new InvalidMessageError(ErrorCode.INVALID_REQUEST, message, msgid);
 }
 
 /**
  * Reads the envelope of one whole frame into `out`.
+ *
+ * The msgid rule, the same on every path: a msgid is an integer from
+ * -(2^53-1) to 2^53-1. A request whose msgid is an integer beyond that is
+ * refused with `INVALID_REQUEST` carrying that msgid (as a bigint, so it can
+ * be echoed exactly); a msgid that is not an integer at all cannot be echoed,
+ * so its error carries none.
  *
  * @param frame One whole MessagePack object (from `FrameDecoder.next()`).
  * @param out Filled in and returned.
@@ -195,25 +209,34 @@ export function readEnvelope(frame: Uint8Array, out: Envelope): Envelope {
       throw invalid(`Cannot accept message: expected 4 elements, got ${len}`, msgid);
     }
     if (msgid === undefined) throw invalid("Cannot accept message: msgid is not an integer");
+    if (typeof msgid === "bigint") {
+      throw invalid(`Cannot accept message: msgid ${msgid} is beyond 2^53`, msgid);
+    }
     out.type = type;
     out.msgid = msgid;
     out.tail = intEnd;
     if (type === RESPONSE) {
       out.method = "";
+      out.body = intEnd;
       return out;
     }
-    const method = readStr(frame, view, intEnd);
-    if (method === undefined) throw invalid("Cannot accept request: method is not a string", msgid);
+    const method = readName(frame, view, intEnd);
+    if (method === undefined) {
+      throw invalid("Cannot accept request: method is not a UTF-8 string", msgid);
+    }
     if (!isArrayAt(frame, intEnd)) {
       throw invalid("Cannot accept request: params is not an array", msgid);
     }
     out.method = method;
+    out.body = intEnd;
     return out;
   }
   if (type === NOTIFICATION) {
     if (len !== 3) throw invalid(`Cannot accept notification: expected 3 elements, got ${len}`);
-    const method = readStr(frame, view, after);
-    if (method === undefined) throw invalid("Cannot accept notification: method is not a string");
+    const method = readName(frame, view, after);
+    if (method === undefined) {
+      throw invalid("Cannot accept notification: method is not a UTF-8 string");
+    }
     if (!isArrayAt(frame, intEnd)) {
       throw invalid("Cannot accept notification: params is not an array");
     }
@@ -221,6 +244,7 @@ export function readEnvelope(frame: Uint8Array, out: Envelope): Envelope {
     out.msgid = -1;
     out.method = method;
     out.tail = after;
+    out.body = intEnd;
     return out;
   }
   throw invalid(`Cannot accept message: unknown type tag ${String(type)}`);
@@ -306,11 +330,34 @@ export function writeInt(buf: Uint8Array, offset: number, v: number): number {
  * Reads the msgid of a request from the first bytes of a message, which may be
  * incomplete (e.g. a message rejected as too large while still arriving).
  *
- * @returns The msgid, or undefined when the bytes do not start a request.
+ * @returns The msgid (a bigint beyond 2^53), or undefined when the bytes do
+ * not start a request.
  */
-export function peekRequestMsgid(bytes: Uint8Array): number | undefined {
+export function peekRequestMsgid(bytes: Uint8Array): number | bigint | undefined {
   if (bytes.length < 3) return undefined;
   const view = viewOf(bytes);
   if (arrayLength(bytes, view) !== 4 || bytes[intEnd] !== REQUEST) return undefined;
   return readInt(bytes, view, intEnd + 1);
+}
+
+/**
+ * The bytes an integer takes in its shortest MessagePack form.
+ *
+ * @example Usage
+ * ```ts
+ * import { intLength } from "./envelope.ts";
+ * console.log(intLength(1), intLength(200), intLength(-200), intLength(2 ** 32)); // 1 2 3 9
+ * ```
+ */
+export function intLength(v: number): number {
+  if (v >= 0) return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x10000 ? 3 : v < 0x100000000 ? 5 : 9;
+  return v >= -0x20 ? 1 : v >= -0x80 ? 2 : v >= -0x8000 ? 3 : v >= -0x80000000 ? 5 : 9;
+}
+
+/**
+ * The `tail` of a request made by `encodeRequest(msgid, ...)`: the offset
+ * after its msgid, known without reading the bytes back.
+ */
+export function requestTail(msgid: number): number {
+  return 2 + intLength(msgid);
 }

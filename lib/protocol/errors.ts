@@ -38,6 +38,8 @@ export const ErrorCode = {
   NO_ROUTE_KEY: "NO_ROUTE_KEY",
   /** The server is shutting down and takes no new requests. */
   SHUTTING_DOWN: "SHUTTING_DOWN",
+  /** A `proxy.*` method that changes state, called without `--control-methods`. */
+  FORBIDDEN: "FORBIDDEN",
   /** The connection closed before the answer arrived (client side). */
   CONNECTION_CLOSED: "CONNECTION_CLOSED",
   /** The connection could not be established (client side). */
@@ -119,21 +121,49 @@ export class RemoteError extends ProxyError {
 
 /**
  * Turns anything found in a response's error slot into a {@linkcode WireError}.
- * Peers that are not this proxy may send a plain string or another shape.
+ * Peers that are not this proxy may send another shape: `[code, message]`
+ * (Neovim, pynvim, and this proxy with `--error-format array`), a plain
+ * string, or anything else.
  *
  * @param value The error slot as decoded.
  * @returns A normalised wire error.
+ *
+ * @example Usage
+ * ```ts
+ * import { toWireError } from "./errors.ts";
+ * console.log(toWireError(["QUEUE_FULL", "all workers busy"]).code); // QUEUE_FULL
+ * console.log(toWireError([0, "E5555: boom"]).message); // E5555: boom
+ * ```
  */
 export function toWireError(value: unknown): WireError {
-  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+  if (Array.isArray(value) && value.length === 2 && typeof value[1] === "string") {
+    const [type, message] = value;
+    if (typeof type === "string") return { code: type, message };
+    return { code: "REMOTE_ERROR", message, data: { type } };
+  }
+  if (
+    value !== null && typeof value === "object" && !Array.isArray(value) &&
+    !(value instanceof Map) && !(value instanceof Uint8Array)
+  ) {
     const v = value as Record<string, unknown>;
     const code = typeof v.code === "string" ? v.code : "REMOTE_ERROR";
-    const message = typeof v.message === "string" ? v.message : JSON.stringify(value);
+    const message = typeof v.message === "string" ? v.message : safeJson(value);
     const wire: WireError = { code, message };
     if (v.data !== undefined) wire.data = v.data;
     return wire;
   }
-  return { code: "REMOTE_ERROR", message: typeof value === "string" ? value : String(value) };
+  return {
+    code: "REMOTE_ERROR",
+    message: typeof value === "string" ? value : safeJson(value),
+  };
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_k, v) => typeof v === "bigint" ? v.toString() : v) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }
 
 /**

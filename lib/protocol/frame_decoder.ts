@@ -24,8 +24,9 @@ export interface FrameDecoderOptions {
    */
   maxMessageSize?: number;
   /**
-   * Initial buffer size in bytes; the buffer grows up to
-   * `maxMessageSize + readSize` and never beyond.
+   * Largest read region offered by `reserve()`; the buffer starts small,
+   * grows up to `maxMessageSize + readSize` and never beyond, and shrinks
+   * back when the connection goes quiet.
    * @default {65536}
    */
   readSize?: number;
@@ -77,6 +78,11 @@ export class FrameDecoder {
     return this.#rb.buffered;
   }
 
+  /** Bytes of buffer held now (for memory accounting). */
+  get capacity(): number {
+    return this.#rb.capacity;
+  }
+
   /**
    * The buffered start of the message being received (after an error: of the
    * offending message), so its msgid can still be read for an error reply.
@@ -86,9 +92,9 @@ export class FrameDecoder {
   }
 
   /**
-   * Returns a writable region at the end of the buffer, at least
-   * `min(readSize, room left under the limit)` bytes long. Fill it, then call
-   * {@linkcode FrameDecoder.commit} with the number of bytes written.
+   * Returns a writable region at the end of the buffer: small on a quiet
+   * connection, growing up to `readSize` while reads fill it. Fill it, then
+   * call {@linkcode FrameDecoder.commit} with the number of bytes written.
    */
   reserve(): Uint8Array {
     return this.#rb.reserve();

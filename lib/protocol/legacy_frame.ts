@@ -317,10 +317,10 @@ export interface LegacyFrameDecoderOptions {
    */
   maxMessageSize?: number;
   /**
-   * Initial buffer size in bytes; the buffer grows up to
-   * `LEGACY_HEADER_SIZE + maxMessageSize + readSize` and never beyond, as
-   * long as `next()` is called until it returns `null` after each `push` or
-   * `commit`, and pushed chunks are at most `readSize` bytes.
+   * Largest read region offered by `reserve()`; the buffer starts small and
+   * grows up to `LEGACY_HEADER_SIZE + maxMessageSize + readSize` and never
+   * beyond, as long as `next()` is called until it returns `null` after each
+   * `push` or `commit`, and pushed chunks are at most `readSize` bytes.
    * @default {65536}
    */
   readSize?: number;
@@ -383,6 +383,11 @@ export class LegacyFrameDecoder {
     return this.#rb.buffered;
   }
 
+  /** Bytes of buffer held now (for memory accounting). */
+  get capacity(): number {
+    return this.#rb.capacity;
+  }
+
   /**
    * The buffered start of the frame being received (after an error: of the
    * offending frame). A view, valid until the next `push` or `reserve`.
@@ -401,9 +406,9 @@ export class LegacyFrameDecoder {
   }
 
   /**
-   * Returns a writable region at the end of the buffer, at least `readSize`
-   * bytes long. Fill it, then call {@linkcode LegacyFrameDecoder.commit} with
-   * the number of bytes written.
+   * Returns a writable region at the end of the buffer (small on a quiet
+   * connection, up to `readSize` on a busy one). Fill it, then call
+   * {@linkcode LegacyFrameDecoder.commit} with the number of bytes written.
    */
   reserve(): Uint8Array {
     return this.#rb.reserve();

@@ -8,8 +8,9 @@
  * @module
  */
 
-import { Packr } from "msgpackr/pack";
-import { Unpackr } from "msgpackr/unpack";
+import { decodeSequence } from "./decode.ts";
+import { encodeValue } from "./encode.ts";
+import { createEnvelope, readEnvelope } from "./envelope.ts";
 import { ErrorCode, ProxyError, type WireError } from "./errors.ts";
 
 /** Type tag of a request. */
@@ -45,186 +46,112 @@ export interface NotificationMessage {
 /** Any MessagePack-RPC message. */
 export type Message = RequestMessage | ResponseMessage | NotificationMessage;
 
-// useRecords:false keeps output plain MessagePack any peer can read;
-// int64AsType:"number" gives numbers, not BigInt, for 64-bit integers.
-const packr = new Packr(
-  { useRecords: false, int64AsType: "number" } as ConstructorParameters<
-    typeof Packr
-  >[0],
-);
-const unpackr = new Unpackr(
-  {
-    useRecords: false,
-    int64AsType: "number",
-    mapsAsObjects: true,
-    copyBuffers: true, // decoded bin values must not alias the reused read buffer
-  } as ConstructorParameters<typeof Unpackr>[0],
-);
-
-/** Encodes any value as MessagePack. */
-export function encodeValue(value: unknown): Uint8Array {
-  return packr.pack(value);
-}
-
 /**
- * Decodes one MessagePack value.
- *
- * @throws {ProxyError} `PARSE_ERROR` when the bytes are not one valid value.
+ * How errors are written in responses:
+ * - `map`: `{ code, message, data? }` (the default);
+ * - `array`: `[code, message]`, the form Neovim, pynvim and the npm `neovim`
+ *   client read.
  */
-export function decodeValue(bytes: Uint8Array): unknown {
-  try {
-    return unpackr.unpack(bytes);
-  } catch (err) {
-    throw new ProxyError(
-      ErrorCode.PARSE_ERROR,
-      `Cannot decode message: ${err instanceof Error ? err.message : String(err)}`,
-      { cause: err },
-    );
-  }
-}
+export type ErrorFormat = "map" | "array";
+
+/** The error formats, for flag validation. */
+export const ERROR_FORMATS: readonly ErrorFormat[] = ["map", "array"];
 
 /** Encodes a request. */
 export function encodeRequest(msgid: number, method: string, params: unknown[]): Uint8Array {
-  return packr.pack([REQUEST, msgid, method, params]);
+  return encodeValue([REQUEST, msgid, method, params]);
 }
 
-/** Encodes a response carrying a result. */
+/**
+ * Encodes a response carrying a result.
+ *
+ * @throws {TypeError} When the result cannot be expressed in MessagePack.
+ */
 export function encodeResult(msgid: number, result: unknown): Uint8Array {
-  return packr.pack([RESPONSE, msgid, null, result === undefined ? null : result]);
+  return encodeValue([RESPONSE, msgid, null, result === undefined ? null : result]);
 }
 
-/** Encodes a response carrying an error. */
-export function encodeError(msgid: number, error: WireError): Uint8Array {
-  return packr.pack([RESPONSE, msgid, error, null]);
+/**
+ * Encodes a response carrying an error, as a map (the default) or as
+ * `[code, message]`. A msgid beyond 2^53 (a bigint) is echoed exactly.
+ */
+export function encodeError(
+  msgid: number | bigint,
+  error: WireError,
+  format: ErrorFormat = "map",
+): Uint8Array {
+  const wire = format === "array" ? [error.code, error.message] : error;
+  try {
+    return encodeValue([RESPONSE, msgid, wire, null]);
+  } catch {
+    // `data` that cannot be encoded must not cost the answer.
+    return encodeValue([RESPONSE, msgid, { code: error.code, message: error.message }, null]);
+  }
 }
 
 /** Encodes a notification. */
 export function encodeNotification(method: string, params: unknown[]): Uint8Array {
-  return packr.pack([NOTIFICATION, method, params]);
+  return encodeValue([NOTIFICATION, method, params]);
 }
 
 /**
- * Thrown by {@linkcode decodeMessage} for a frame that is not a valid
- * MessagePack-RPC message; carries the msgid when one could be read, so the
- * sender can get an error response.
+ * Thrown by {@linkcode decodeMessage} (and `readEnvelope`) for a frame that is
+ * not a valid MessagePack-RPC message; carries the msgid when one could be
+ * read, so the sender can get an error response.
  */
 export class InvalidMessageError extends ProxyError {
-  /** The msgid of the offending request, when known. */
-  readonly msgid: number | undefined;
+  /** The msgid of the offending message, when known (a bigint beyond 2^53). */
+  readonly msgid: number | bigint | undefined;
 
   /**
    * @param code `INVALID_REQUEST`, `PARSE_ERROR` or `MESSAGE_TOO_LARGE`.
    * @param message What is wrong.
-   * @param msgid The request's msgid, if it could be read.
+   * @param msgid The message's msgid, if it could be read.
    */
-  constructor(code: string, message: string, msgid?: number) {
+  constructor(code: string, message: string, msgid?: number | bigint) {
     super(code, message);
     this.name = "InvalidMessageError";
     this.msgid = msgid;
   }
 }
 
-function isMsgid(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v);
+/** Options of {@linkcode decodeMessage}. */
+export interface DecodeMessageOptions {
+  /** Deepest nesting accepted in params, results and errors. @default {512} */
+  maxDepth?: number;
 }
 
-/**
- * Checks a decoded value is a MessagePack-RPC message and types it.
- *
- * @throws {InvalidMessageError} `INVALID_REQUEST` with the msgid when known.
- */
-export function validateMessage(value: unknown): Message {
-  if (!Array.isArray(value)) {
-    throw new InvalidMessageError(ErrorCode.INVALID_REQUEST, "Cannot accept message: not an array");
-  }
-  const [type] = value;
-  if (type === REQUEST) {
-    const msgid = isMsgid(value[1]) ? value[1] : undefined;
-    if (value.length !== 4) {
-      throw new InvalidMessageError(
-        ErrorCode.INVALID_REQUEST,
-        `Cannot accept request: expected 4 elements, got ${value.length}`,
-        msgid,
-      );
-    }
-    if (msgid === undefined) {
-      throw new InvalidMessageError(
-        ErrorCode.INVALID_REQUEST,
-        "Cannot accept request: msgid is not an integer",
-      );
-    }
-    if (typeof value[2] !== "string") {
-      throw new InvalidMessageError(
-        ErrorCode.INVALID_REQUEST,
-        "Cannot accept request: method is not a string",
-        msgid,
-      );
-    }
-    if (!Array.isArray(value[3])) {
-      throw new InvalidMessageError(
-        ErrorCode.INVALID_REQUEST,
-        "Cannot accept request: params is not an array",
-        msgid,
-      );
-    }
-    return { type: REQUEST, msgid, method: value[2], params: value[3] };
-  }
-  if (type === RESPONSE) {
-    if (value.length !== 4) {
-      throw new InvalidMessageError(
-        ErrorCode.INVALID_REQUEST,
-        `Cannot accept response: expected 4 elements, got ${value.length}`,
-      );
-    }
-    if (!isMsgid(value[1])) {
-      throw new InvalidMessageError(
-        ErrorCode.INVALID_REQUEST,
-        "Cannot accept response: msgid is not an integer",
-      );
-    }
-    return { type: RESPONSE, msgid: value[1], error: value[2], result: value[3] };
-  }
-  if (type === NOTIFICATION) {
-    if (value.length !== 3) {
-      throw new InvalidMessageError(
-        ErrorCode.INVALID_REQUEST,
-        `Cannot accept notification: expected 3 elements, got ${value.length}`,
-      );
-    }
-    if (typeof value[1] !== "string") {
-      throw new InvalidMessageError(
-        ErrorCode.INVALID_REQUEST,
-        "Cannot accept notification: method is not a string",
-      );
-    }
-    if (!Array.isArray(value[2])) {
-      throw new InvalidMessageError(
-        ErrorCode.INVALID_REQUEST,
-        "Cannot accept notification: params is not an array",
-      );
-    }
-    return { type: NOTIFICATION, method: value[1], params: value[2] };
-  }
-  throw new InvalidMessageError(
-    ErrorCode.INVALID_REQUEST,
-    `Cannot accept message: unknown type tag ${String(type)}`,
-  );
-}
+const envelope = createEnvelope();
 
 /**
  * Decodes and validates one whole frame (as returned by `FrameDecoder.next()`).
+ * The envelope is checked first (see `readEnvelope` for the msgid rule), then
+ * the body is decoded.
  *
- * @throws {InvalidMessageError} `PARSE_ERROR` or `INVALID_REQUEST`.
+ * @throws {InvalidMessageError} `INVALID_REQUEST` for a bad envelope;
+ * `PARSE_ERROR` with the msgid for a body that cannot be decoded (e.g. nested
+ * deeper than `maxDepth`).
  */
-export function decodeMessage(frame: Uint8Array): Message {
-  let value: unknown;
+export function decodeMessage(frame: Uint8Array, options: DecodeMessageOptions = {}): Message {
+  if (frame.length === 0) {
+    throw new InvalidMessageError(ErrorCode.PARSE_ERROR, "Cannot decode message: no bytes");
+  }
+  const env = readEnvelope(frame, envelope);
+  const { type, msgid, method, body } = env;
+  let parts: unknown[];
   try {
-    value = unpackr.unpack(frame);
+    parts = decodeSequence(frame, type === RESPONSE ? 2 : 1, {
+      start: body,
+      ...(options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }),
+    });
   } catch (err) {
     throw new InvalidMessageError(
       ErrorCode.PARSE_ERROR,
-      `Cannot decode message: ${err instanceof Error ? err.message : String(err)}`,
+      (err as Error).message,
+      type === NOTIFICATION ? undefined : msgid,
     );
   }
-  return validateMessage(value);
+  if (type === REQUEST) return { type, msgid, method, params: parts[0] as unknown[] };
+  if (type === RESPONSE) return { type, msgid, error: parts[0], result: parts[1] };
+  return { type: NOTIFICATION, method, params: parts[0] as unknown[] };
 }

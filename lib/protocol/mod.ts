@@ -8,3 +8,7 @@ export * from "./frame_decoder.ts";
 export * from "./message.ts";
 export * from "./envelope.ts";
 export * from "./legacy_frame.ts";
+export * from "./encode.ts";
+export * from "./decode.ts";
+export * from "./values.ts";
+export * from "./route_key.ts";

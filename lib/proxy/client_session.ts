@@ -1,39 +1,117 @@
 /**
- * One client connection of the proxy.
+ * One MessagePack-RPC client connection of the proxy: the adapter between the
+ * framed-connection core and the dispatcher.
  *
  * @module
  */
 
-import type { FrameConnection } from "../net/frame_connection.ts";
-import { encodeError, RESPONSE, type WireError } from "../protocol/mod.ts";
+import { FrameConnection } from "../net/frame_connection.ts";
+import {
+  createEnvelope,
+  encodeError,
+  type ErrorFormat,
+  ErrorCode,
+  type InvalidMessageError,
+  NOTIFICATION,
+  peekRequestMsgid,
+  readEnvelope,
+  readRouteKey,
+  REQUEST,
+  RESPONSE,
+  type WireError,
+} from "../protocol/mod.ts";
 import type { Requester } from "../pool/call.ts";
+
+/** Where a session's requests go (the worker pool, or any dispatcher). */
+export interface SessionDispatch {
+  /** Forwards a whole request frame; `tail` is the offset after its msgid. */
+  submit(
+    requester: Requester,
+    msgid: number,
+    method: string,
+    frame: Uint8Array,
+    tail: number,
+    key?: string,
+  ): void;
+  /** Forwards a notification frame. */
+  notify(requester: Requester, method: string, frame: Uint8Array, key?: string): void;
+  /** Drops what a requester that went away still has queued or in flight. */
+  forget(requester: Requester): void;
+}
+
+/** What the server gives each session. */
+export interface SessionContext {
+  /** Where requests go. */
+  dispatch: SessionDispatch;
+  /** True once the proxy is stopping: new requests get `SHUTTING_DOWN`. */
+  draining: () => boolean;
+  /** Answers a `proxy.*` method (the frame is valid only during the call). */
+  local: (session: ClientSession, msgid: number, method: string, frame: Uint8Array, body: number) => void;
+  /** The path of the routing key in `params[0]`, when requests are routed by key. */
+  routePath: readonly string[] | undefined;
+  /** How errors are written. */
+  errorFormat: ErrorFormat;
+  /** Requests one connection may have in flight before it stops being read. */
+  maxInFlight: number;
+  /** Largest message accepted. */
+  maxMessageSize: number;
+  /** Output held for the client above which it stops being read. */
+  writeBufferLimit: number;
+}
+
+/** Method names starting with this are answered by the proxy, never forwarded. */
+export const PROXY_METHOD_PREFIX = "proxy.";
+
+const envelope = createEnvelope();
 
 /**
  * A client connection as a {@linkcode Requester}: answers go back with the
- * client's own msgid. Reading pauses while the client does not read its
- * answers, so a slow reader cannot make the proxy buffer without bound.
+ * client's own msgid. Reading pauses while the client has `maxInFlight`
+ * requests unanswered or does not read its answers, so a greedy or slow
+ * client slows itself down and nobody else, and the proxy never buffers for
+ * it without bound.
  */
 export class ClientSession implements Requester {
   /** Connection number, for logs. */
   readonly id: number;
-  #conn: FrameConnection | null = null;
+  readonly #context: SessionContext;
+  readonly #conn: FrameConnection;
   #owed = 0; // answers still to send
   #eof = false;
-  #paused = false;
+  #waitingForFlush = false;
 
-  /** @param id Connection number. */
-  constructor(id: number) {
+  /**
+   * @param id Connection number.
+   * @param raw The client's connection.
+   * @param context The dispatcher, limits and local methods.
+   * @param initial Bytes already read while sniffing the protocol.
+   */
+  constructor(id: number, raw: Deno.Conn, context: SessionContext, initial?: Uint8Array) {
     this.id = id;
+    this.#context = context;
+    this.#conn = new FrameConnection(raw, {
+      maxMessageSize: context.maxMessageSize,
+      highWaterMark: context.writeBufferLimit,
+      ...(initial === undefined ? {} : { initial }),
+      onFrame: (frame) => this.#onFrame(frame),
+      onProtocolError: (err, partial) => {
+        const msgid = peekRequestMsgid(partial);
+        if (msgid !== undefined) this.#conn.write(encodeError(msgid, err.toWire(), context.errorFormat));
+      },
+      onEof: () => this.#onEof(),
+      onClose: () => context.dispatch.forget(this),
+    });
+    this.#conn.setBusyCheck(() => this.#owed > 0);
   }
 
-  /** Binds the session to its connection (once). */
-  attach(conn: FrameConnection): void {
-    this.#conn = conn;
+  /** The connection (for the server's bookkeeping and time limits). */
+  get connection(): FrameConnection {
+    return this.#conn;
   }
 
   /** True once the connection has closed. */
   get closed(): boolean {
-    return this.#conn === null || this.#conn.closed;
+    return this.#conn.closed;
   }
 
   /** Answers this session still owes. */
@@ -41,49 +119,106 @@ export class ClientSession implements Requester {
     return this.#owed;
   }
 
-  /** Records that a request was accepted and an answer is owed. */
-  expect(): void {
-    this.#owed++;
+  /** Reads and serves requests until the client is done. */
+  run(): Promise<void> {
+    return this.#conn.run().catch(() => this.#conn.close());
+  }
+
+  #onFrame(frame: Uint8Array): void {
+    const context = this.#context;
+    try {
+      readEnvelope(frame, envelope);
+    } catch (err) {
+      const e = err as InvalidMessageError;
+      if (e.msgid !== undefined) this.#conn.write(encodeError(e.msgid, e.toWire(), context.errorFormat));
+      // Nothing after it is trusted; answers owed for earlier requests still go out.
+      this.#onEof();
+      return;
+    }
+    const { type, msgid, method } = envelope;
+    if (type === REQUEST) {
+      this.#owed++;
+      if (this.#owed >= context.maxInFlight) this.#updatePause();
+      if (method.startsWith(PROXY_METHOD_PREFIX)) {
+        context.local(this, msgid, method, frame, envelope.body);
+      } else if (context.draining()) {
+        this.fail(msgid, {
+          code: ErrorCode.SHUTTING_DOWN,
+          message: "Cannot forward request: the proxy is shutting down",
+        });
+      } else if (context.routePath) {
+        const key = readRouteKey(frame, envelope.body, context.routePath);
+        context.dispatch.submit(this, msgid, method, frame, envelope.tail, key);
+      } else context.dispatch.submit(this, msgid, method, frame, envelope.tail);
+    } else if (type === NOTIFICATION && !context.draining()) {
+      const key = context.routePath
+        ? readRouteKey(frame, envelope.body, context.routePath)
+        : undefined;
+      context.dispatch.notify(this, method, frame, key);
+    }
+    // A response from a client answers nothing of ours: ignored.
   }
 
   /** Sends a worker's response under the client's msgid. */
   deliver(msgid: number, frame: Uint8Array, tail: number): void {
-    this.#conn!.writeWithMsgid(RESPONSE, msgid, frame, tail);
+    this.#conn.writeWithMsgid(RESPONSE, msgid, frame, tail);
     this.#answered();
   }
 
   /** Answers with an error. */
   fail(msgid: number, error: WireError): void {
-    this.#conn!.write(encodeError(msgid, error));
+    this.#conn.write(encodeError(msgid, error, this.#context.errorFormat));
     this.#answered();
   }
 
   /** Answers with an encoded response frame made by the proxy itself. */
   reply(frame: Uint8Array): void {
-    this.#conn!.write(frame);
+    this.#conn.write(frame);
     this.#answered();
   }
 
   #answered(): void {
     this.#owed--;
-    const conn = this.#conn!;
     if (this.#eof && this.#owed <= 0) {
-      void conn.end();
+      void this.#conn.end();
       return;
     }
-    if (!this.#paused && conn.congested) {
-      this.#paused = true;
-      conn.setReadPaused(true);
-      void conn.flushed().then(() => {
-        this.#paused = false;
-        conn.setReadPaused(false);
-      });
-    }
+    this.#updatePause();
   }
 
-  /** The client ended its side: close once every owed answer is out. */
-  onEof(): void {
+  #updatePause(): void {
+    const conn = this.#conn;
+    if (conn.closed) return;
+    if (conn.congested && !this.#waitingForFlush) {
+      this.#waitingForFlush = true;
+      void conn.flushed().then(() => {
+        this.#waitingForFlush = false;
+        this.#updatePause();
+      });
+    }
+    conn.setReadPaused(this.#waitingForFlush || this.#owed >= this.#context.maxInFlight);
+  }
+
+  // The client ended its side (or sent something untrustworthy): close once
+  // every owed answer is out.
+  #onEof(): void {
     this.#eof = true;
-    if (this.#owed <= 0) void this.#conn?.end();
+    this.#conn.stopReading();
+    if (this.#owed <= 0) void this.#conn.end();
+  }
+
+  /** Writes what is owed, then closes. */
+  end(): Promise<void> {
+    return this.#conn.end();
+  }
+
+  /** Closes at once. */
+  close(): void {
+    this.#conn.close();
+  }
+
+  /** Resolves once closed. */
+  get done(): Promise<void> {
+    return this.#conn.done;
   }
 }

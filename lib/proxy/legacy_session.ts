@@ -11,10 +11,9 @@
  * @module
  */
 
-import { BatchedWriter } from "../net/batched_writer.ts";
+import { FrameConnection } from "../net/frame_connection.ts";
 import { getLogger } from "../log.ts";
 import {
-  createEnvelope,
   decodeMessage,
   DEFAULT_MAX_MESSAGE_SIZE,
   encodeLegacyFrame,
@@ -34,7 +33,7 @@ import {
   LegacyFrameDecoder,
   type LegacyHeader,
   ProxyError,
-  readEnvelope,
+  requestTail,
   replyHeaderFor,
   RESPONSE,
   toWireError,
@@ -173,7 +172,6 @@ const UNREADABLE: LegacyHeader = {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const envelope = createEnvelope();
 const log = getLogger(["legacy"]);
 const PROXY_REPLY_BYTES = encoder.encode(LEGACY_PROXY_REPLY);
 const ILLEGAL_BODY = encoder.encode(legacyErrorBody(ILLEGAL.errNo, ILLEGAL.text));
@@ -181,31 +179,27 @@ const ILLEGAL_BODY = encoder.encode(legacyErrorBody(ILLEGAL.errNo, ILLEGAL.text)
 /**
  * A legacy client connection: reads frames, sends each on as a `legacy.call`
  * through the pool (as a {@linkcode Requester}), and writes the replies in
- * request order, batching every write of one event-loop turn into one
- * syscall. Start it with {@linkcode LegacySession.run}.
+ * request order. It runs on the same framed-connection core as MessagePack
+ * clients (batched writes, backpressure, time limits), with the legacy frame
+ * decoder. Start it with {@linkcode LegacySession.run}.
  *
  * A frame with a wrong tag or a `body_len` above the limit is answered -1
  * (after the replies owed before it), then the connection closes; other
  * connections are not affected.
  */
 export class LegacySession implements Requester, ServedConnection {
-  readonly #conn: Deno.Conn;
   readonly #pool: LegacyPool;
   readonly #draining: () => boolean;
   readonly #decoder: LegacyFrameDecoder;
+  readonly #conn: FrameConnection<LegacyFrame>;
   readonly #maxMessageSize: number;
   readonly #maxInFlight: number;
-  readonly #highWaterMark: number;
-  #initial: Uint8Array | undefined;
   readonly #slots: Slot[] = []; // in request order
   readonly #pending = new Map<number, Slot>(); // msgid -> slot at the pool
   #nextMsgid = 1;
-  readonly #writer: BatchedWriter;
-  #readStopped = false; // end of input, a bad frame, or end(): read no more
+  #inputEnded = false; // end of input, a bad frame, or end(): read no more
+  #waitingForFlush = false;
   #closed = false;
-  #wake: (() => void) | null = null;
-  #done: Promise<void>;
-  #resolveDone!: () => void;
 
   /**
    * @param conn The client's connection.
@@ -213,7 +207,6 @@ export class LegacySession implements Requester, ServedConnection {
    * @throws {RangeError} When `maxInFlight` is not a positive integer.
    */
   constructor(conn: Deno.Conn, options: LegacySessionOptions) {
-    this.#conn = conn;
     this.#pool = options.pool;
     this.#draining = options.draining ?? (() => false);
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
@@ -224,13 +217,16 @@ export class LegacySession implements Requester, ServedConnection {
         `Cannot create legacy session: maxInFlight must be a positive integer, got ${this.#maxInFlight}`,
       );
     }
-    this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
-    this.#initial = options.initial;
-    this.#writer = new BatchedWriter(conn, {
-      onError: () => this.close(),
-      onDrained: () => this.#afterProgress(),
+    this.#conn = new FrameConnection<LegacyFrame>(conn, {
+      decoder: this.#decoder,
+      ...(options.initial === undefined ? {} : { initial: options.initial }),
+      highWaterMark: options.highWaterMark ?? 4 * 1024 * 1024,
+      onFrame: (frame) => this.#onFrame(frame),
+      onProtocolError: (err) => this.#onBadStream(err),
+      onEof: () => this.#endInput(),
+      onClose: () => this.close(),
     });
-    this.#done = new Promise((resolve) => this.#resolveDone = resolve);
+    this.#conn.setBusyCheck(() => this.#slots.length > 0);
   }
 
   /** True once the connection has closed. */
@@ -240,7 +236,7 @@ export class LegacySession implements Requester, ServedConnection {
 
   /** Resolves once the connection has closed. */
   get done(): Promise<void> {
-    return this.#done;
+    return this.#conn.done;
   }
 
   /** Frames read and not yet answered. */
@@ -250,70 +246,24 @@ export class LegacySession implements Requester, ServedConnection {
 
   /** Bytes waiting to be written. */
   get pendingBytes(): number {
-    return this.#writer.pendingBytes;
+    return this.#conn.pendingBytes;
+  }
+
+  /** The connection, for the server's time limits. */
+  get connection(): FrameConnection<LegacyFrame> {
+    return this.#conn;
   }
 
   /** Reads and serves frames until the input ends or the connection closes. */
   async run(): Promise<void> {
-    const dec = this.#decoder;
-    if (this.#initial) {
-      dec.push(this.#initial);
-      this.#initial = undefined;
-    }
-    let more = true; // the decoder may hold whole frames not yet taken
-    while (!this.#readStopped && !this.#closed) {
-      if (this.#mustPause()) {
-        await new Promise<void>((resolve) => this.#wake = resolve);
-        this.#wake = null;
-        continue;
-      }
-      if (more) {
-        more = this.#takeFrames();
-        continue;
-      }
-      let n: number | null;
-      try {
-        n = await this.#conn.read(dec.reserve());
-      } catch {
-        n = null; // reset by the peer, or closed under us
-        if (!this.#closed) this.close();
-      }
-      if (n === null) {
-        this.#stopReading();
-        break;
-      }
-      dec.commit(n);
-      more = true;
-    }
-  }
-
-  #mustPause(): boolean {
-    return this.#slots.length >= this.#maxInFlight || this.pendingBytes > this.#highWaterMark;
-  }
-
-  // Serves whole frames until the decoder needs bytes (false) or the limit
-  // of frames in flight is reached (true: frames may remain).
-  #takeFrames(): boolean {
-    while (!this.#readStopped && !this.#closed) {
-      if (this.#mustPause()) return true;
-      let frame: LegacyFrame | null;
-      try {
-        frame = this.#decoder.next();
-      } catch (err) {
-        if (!(err instanceof ProxyError)) throw err;
-        this.#onBadStream(err);
-        return false;
-      }
-      if (frame === null) return false;
-      this.#onFrame(frame);
-    }
-    return false;
+    await this.#conn.run();
   }
 
   #onFrame(frame: LegacyFrame): void {
     const header = frame.header;
     const slot: Slot = { header, msgid: -1, reply: null };
     this.#slots.push(slot);
+    this.#updatePause();
     if (this.#draining()) {
       this.#answerError(slot, ILLEGAL);
       return;
@@ -329,7 +279,7 @@ export class LegacySession implements Requester, ServedConnection {
       return;
     }
     const msgid = this.#nextMsgid;
-    this.#nextMsgid = this.#nextMsgid >= Number.MAX_SAFE_INTEGER ? 1 : this.#nextMsgid + 1;
+    this.#nextMsgid = this.#nextMsgid >= 0x7fff_ffff ? 1 : this.#nextMsgid + 1;
     const request: LegacyCallRequest = {
       func_no: header.funcNo,
       flow_no: header.flowNo,
@@ -349,14 +299,7 @@ export class LegacySession implements Requester, ServedConnection {
     slot.msgid = msgid;
     this.#pending.set(msgid, slot);
     try {
-      this.#pool.submit(
-        this,
-        msgid,
-        LEGACY_CALL_METHOD,
-        call,
-        readEnvelope(call, envelope).tail,
-        userId,
-      );
+      this.#pool.submit(this, msgid, LEGACY_CALL_METHOD, call, requestTail(msgid), userId);
     } catch (err) {
       this.fail(msgid, {
         code: ErrorCode.HANDLER_ERROR,
@@ -373,7 +316,6 @@ export class LegacySession implements Requester, ServedConnection {
     log.debug(`Legacy connection: ${err.message}; closing it`);
     const slot: Slot = { header, msgid: -1, reply: null };
     this.#slots.push(slot);
-    this.#stopReading();
     this.#answerError(slot, UNKNOWN);
   }
 
@@ -426,29 +368,38 @@ export class LegacySession implements Requester, ServedConnection {
     const slots = this.#slots;
     let released = false;
     while (slots.length > 0 && slots[0]!.reply !== null) {
-      this.#write(slots.shift()!.reply!);
+      this.#conn.write(slots.shift()!.reply!);
       released = true;
     }
     if (released) this.#afterProgress();
   }
 
-  #write(bytes: Uint8Array): void {
-    if (!this.#closed) this.#writer.write(bytes);
-  }
-
-  // After replies were queued or written: close when done, else maybe resume reading.
+  // After replies were queued: close when done, else pause or resume reading.
   #afterProgress(): void {
     if (this.#closed) return;
-    if (this.#readStopped && this.#slots.length === 0 && this.pendingBytes === 0) {
-      this.close();
+    if (this.#inputEnded && this.#slots.length === 0) {
+      void this.#conn.end();
       return;
     }
-    if (this.#wake && !this.#mustPause()) this.#wake();
+    this.#updatePause();
   }
 
-  #stopReading(): void {
-    this.#readStopped = true;
-    this.#wake?.();
+  // Reading pauses at maxInFlight frames, and while the client does not read its replies.
+  #updatePause(): void {
+    const conn = this.#conn;
+    if (conn.congested && !this.#waitingForFlush) {
+      this.#waitingForFlush = true;
+      void conn.flushed().then(() => {
+        this.#waitingForFlush = false;
+        this.#afterProgress();
+      });
+    }
+    conn.setReadPaused(this.#waitingForFlush || this.#slots.length >= this.#maxInFlight);
+  }
+
+  #endInput(): void {
+    this.#inputEnded = true;
+    this.#conn.stopReading();
     this.#afterProgress();
   }
 
@@ -457,9 +408,9 @@ export class LegacySession implements Requester, ServedConnection {
    * writes what is owed, then closes. Idempotent.
    */
   end(): Promise<void> {
-    if (this.#closed) return this.#done;
-    this.#readStopped = true;
-    this.#wake?.();
+    if (this.#closed) return this.done;
+    this.#inputEnded = true;
+    this.#conn.stopReading();
     for (const slot of this.#slots) {
       if (slot.reply !== null) continue;
       if (slot.msgid >= 0) this.#pending.delete(slot.msgid);
@@ -470,25 +421,18 @@ export class LegacySession implements Requester, ServedConnection {
     }
     this.#release();
     this.#afterProgress();
-    return this.#done;
+    return this.done;
   }
 
   /** Closes at once, dropping what is owed. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#readStopped = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+    this.#inputEnded = true;
     this.#pending.clear();
     this.#slots.length = 0;
-    this.#writer.discard();
+    this.#conn.close();
     this.#pool.forget(this);
-    this.#wake?.();
-    this.#resolveDone();
   }
 }
 

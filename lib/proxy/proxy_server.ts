@@ -1,6 +1,8 @@
 /**
- * The front of the proxy: accepts MessagePack-RPC clients and hands each
- * request to the worker pool; answers `proxy.*` methods itself.
+ * The front of the proxy: accepts clients, tells their protocol by the first
+ * byte (MessagePack-RPC or the legacy protocol, both adapters over one
+ * framed-connection core), hands each request to the dispatcher, and answers
+ * `proxy.*` methods itself.
  *
  * @module
  */
@@ -12,30 +14,22 @@ import {
   listen,
   listenerAddress,
 } from "../net/address.ts";
-import { FrameConnection } from "../net/frame_connection.ts";
+import { ConnectionSweeper, type Sweepable } from "../net/connection_sweeper.ts";
 import {
-  createEnvelope,
-  decodeMessage,
   DEFAULT_MAX_MESSAGE_SIZE,
-  encodeError,
   encodeResult,
+  type ErrorFormat,
   ErrorCode,
   errorToWire,
-  type InvalidMessageError,
   LEGACY_TAG,
-  NOTIFICATION,
-  peekRequestMsgid,
-  readEnvelope,
-  REQUEST,
-  RESPONSE,
 } from "../protocol/mod.ts";
+import { parseRoutePath } from "../protocol/route_key.ts";
 import type { PoolStats } from "../pool/pool_options.ts";
 import type { WorkerPool } from "../pool/worker_pool.ts";
-import { ClientSession } from "./client_session.ts";
-import { parseRoutePath, routeKey } from "./route_key.ts";
+import { getLogger } from "../log.ts";
+import { ClientSession, type SessionContext } from "./client_session.ts";
 
-/** Method names starting with this are answered by the proxy, never forwarded. */
-export const PROXY_METHOD_PREFIX = "proxy.";
+export { PROXY_METHOD_PREFIX } from "./client_session.ts";
 
 /** A connection served by the proxy, whatever its protocol. */
 export interface ServedConnection {
@@ -45,6 +39,8 @@ export interface ServedConnection {
   close(): void;
   /** Resolves once closed. */
   readonly done: Promise<void>;
+  /** Its framed connection, for the time limits. */
+  readonly connection: Sweepable;
 }
 
 /** What a protocol handler other than MessagePack-RPC gets from the proxy. */
@@ -96,26 +92,46 @@ export interface ProxyServerOptions {
   /** Legacy frames in flight per connection; more wait unread. @default {128} */
   legacyPipeline?: number;
   /**
-   * With a `legacyHandler`: milliseconds a new connection may take to send
-   * its first byte (which tells the protocol) before it is closed.
+   * Milliseconds a new connection may take to send its first byte (which
+   * tells the protocol) before it is closed.
    * @default {10000}
    */
   firstByteTimeout?: number;
+  /** Milliseconds a message may take to arrive once begun; 0 = no limit. @default {30000} */
+  messageTimeout?: number;
+  /** Milliseconds a connection may sit idle between messages; 0 = no limit. @default {0} */
+  clientIdleTimeout?: number;
+  /** Requests one connection may have in flight before it stops being read. @default {1024} */
+  maxInFlightPerConnection?: number;
   /**
    * `dedicated` mode: the path into the first parameter that gives a
-   * request's routing key (see `routeKey`). @default {"user_id"}
+   * request's routing key (see `readRouteKey`). @default {"user_id"}
    */
   routeKey?: string;
+  /** How errors the proxy makes are written. @default {"map"} */
+  errorFormat?: ErrorFormat;
+  /**
+   * Serve the `proxy.*` methods that change state (`proxy.reload`); without
+   * it they are answered `FORBIDDEN`. `proxy.stats` is always served.
+   * @default {false}
+   */
+  controlMethods?: boolean;
 }
 
 /** What `proxy.stats` answers. */
 export interface ProxyStats extends PoolStats {
   pid: number;
   uptime_s: number;
-  connections: { open: number; total: number; refused: number };
+  connections: {
+    open: number;
+    total: number;
+    refused: number;
+    message_timeouts: number;
+    idle_timeouts: number;
+  };
 }
 
-const envelope = createEnvelope();
+const log = getLogger(["proxy"]);
 
 /**
  * Listens for clients and routes their requests to the pool.
@@ -124,21 +140,43 @@ export class ProxyServer {
   readonly #options: ProxyServerOptions;
   readonly #pool: WorkerPool;
   #listener: Deno.Listener | null = null;
-  readonly #sessions = new Set<ClientSession>();
   readonly #conns = new Set<ServedConnection>();
   readonly #sniffing = new Set<Deno.Conn>();
   #draining = false;
   #closing: Promise<void> | null = null;
-  #nextSession = 1;
+  #total = 0;
   #refused = 0;
+  #messageTimeouts = 0;
+  #idleTimeouts = 0;
   readonly #started = performance.now();
-  readonly #routePath: string[];
+  readonly #sessionContext: SessionContext;
+  readonly #sweeper: ConnectionSweeper;
 
   /** @param options Address, pool and limits. */
   constructor(options: ProxyServerOptions) {
     this.#options = options;
     this.#pool = options.pool;
-    this.#routePath = parseRoutePath(options.routeKey ?? "user_id");
+    const routePath = parseRoutePath(options.routeKey ?? "user_id");
+    this.#sessionContext = {
+      dispatch: options.pool,
+      draining: () => this.#draining,
+      local: (session, msgid, method) => this.#answerLocally(session, msgid, method),
+      routePath: options.pool.mode === "dedicated" ? routePath : undefined,
+      errorFormat: options.errorFormat ?? "map",
+      maxInFlight: options.maxInFlightPerConnection ?? 1024,
+      maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+      writeBufferLimit: options.writeBufferLimit ?? 4 * 1024 * 1024,
+    };
+    this.#sweeper = new ConnectionSweeper({
+      limits: {
+        messageTimeout: options.messageTimeout ?? 30_000,
+        idleTimeout: options.clientIdleTimeout ?? 0,
+      },
+      onSwept: (reason) => {
+        if (reason === "message-timeout") this.#messageTimeouts++;
+        else if (reason === "idle-timeout") this.#idleTimeouts++;
+      },
+    });
   }
 
   /**
@@ -171,18 +209,18 @@ export class ProxyServer {
       if (this.#draining || this.#conns.size + this.#sniffing.size >= max) {
         this.#refused++;
         raw.close();
-      } else if (this.#options.legacyHandler) void this.#sniff(raw, this.#options.legacyHandler);
-      else this.#serveClient(raw, undefined);
+      } else void this.#sniff(raw);
     });
   }
 
   // Reads the first bytes to tell the legacy protocol from MessagePack-RPC.
-  async #sniff(raw: Deno.Conn, legacy: ConnectionHandler): Promise<void> {
+  async #sniff(raw: Deno.Conn): Promise<void> {
     // Counted as open while silent, so idle connections cannot pile up past the limit.
     this.#sniffing.add(raw);
-    const first = new Uint8Array(4096);
+    this.#total++;
+    const first = new Uint8Array(1024);
     // A client that connects and says nothing is dropped after a while.
-    const timer = setTimeout(() => raw.close(), this.#options.firstByteTimeout ?? 10_000);
+    const timer = setTimeout(() => closeQuietly(raw), this.#options.firstByteTimeout ?? 10_000);
     let n: number | null;
     try {
       n = await raw.read(first);
@@ -193,128 +231,67 @@ export class ProxyServer {
     }
     this.#sniffing.delete(raw);
     if (n === null || this.#closing) {
-      try {
-        raw.close();
-      } catch {
-        // closed by the timeout already
-      }
+      closeQuietly(raw);
       return;
     }
-    const initial = first.subarray(0, n);
+    const initial = first.slice(0, n);
     // 'C' (0x43) never starts a MessagePack-RPC message (always an array), so
     // any such connection is legacy; its handler answers a bad tag with -1.
-    if (initial[0] === LEGACY_TAG[0]) {
-      const served = legacy(raw, initial, {
+    const legacy = this.#options.legacyHandler;
+    let served: ServedConnection;
+    if (legacy && initial[0] === LEGACY_TAG[0]) {
+      served = legacy(raw, initial, {
         pool: this.#pool,
         draining: () => this.#draining,
         maxMessageSize: this.#options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
         writeBufferLimit: this.#options.writeBufferLimit ?? 4 * 1024 * 1024,
         legacyPipeline: this.#options.legacyPipeline ?? 128,
       });
-      this.#conns.add(served);
-      void served.done.then(() => this.#conns.delete(served));
-    } else this.#serveClient(raw, initial);
-  }
-
-  #serveClient(raw: Deno.Conn, initial: Uint8Array | undefined): void {
-    const session = new ClientSession(this.#nextSession++);
-    const pool = this.#pool;
-    const routePath = pool.mode === "dedicated" ? this.#routePath : undefined;
-    const conn = new FrameConnection(raw, {
-      ...(this.#options.maxMessageSize === undefined
-        ? {}
-        : { maxMessageSize: this.#options.maxMessageSize }),
-      ...(initial === undefined ? {} : { initial }),
-      ...(this.#options.writeBufferLimit === undefined
-        ? {}
-        : { highWaterMark: this.#options.writeBufferLimit }),
-      onFrame: (frame) => {
-        try {
-          readEnvelope(frame, envelope);
-        } catch (err) {
-          const e = err as InvalidMessageError;
-          if (e.msgid !== undefined) conn.write(encodeError(e.msgid, e.toWire()));
-          // Nothing after it is trusted; answers owed for earlier requests still go out.
-          conn.stopReading();
-          session.onEof();
-          return;
-        }
-        if (envelope.type === REQUEST) {
-          session.expect();
-          if (envelope.method.startsWith(PROXY_METHOD_PREFIX)) this.#answerLocally(session, frame);
-          else if (this.#draining) {
-            session.fail(envelope.msgid, {
-              code: ErrorCode.SHUTTING_DOWN,
-              message: "Cannot forward request: the proxy is shutting down",
-            });
-          } else if (routePath) {
-            pool.submit(
-              session,
-              envelope.msgid,
-              envelope.method,
-              frame,
-              envelope.tail,
-              this.#keyOf(frame, routePath),
-            );
-          } else pool.submit(session, envelope.msgid, envelope.method, frame, envelope.tail);
-        } else if (envelope.type === NOTIFICATION && !this.#draining) {
-          pool.notify(
-            session,
-            envelope.method,
-            frame,
-            routePath ? this.#keyOf(frame, routePath) : undefined,
-          );
-        }
-      },
-      onProtocolError: (err, partial) => {
-        const msgid = peekRequestMsgid(partial);
-        if (msgid !== undefined) conn.write(encodeError(msgid, err.toWire()));
-      },
-      onEof: () => session.onEof(),
-      onClose: () => {
-        this.#sessions.delete(session);
-        this.#conns.delete(conn);
-        pool.forget(session);
-      },
-    });
-    session.attach(conn);
-    this.#sessions.add(session);
-    this.#conns.add(conn);
-    conn.run().catch(() => conn.close());
-  }
-
-  // Dedicated mode only: the params must be decoded to find the key.
-  #keyOf(frame: Uint8Array, path: string[]): string | undefined {
-    try {
-      const msg = decodeMessage(frame);
-      return msg.type === RESPONSE ? undefined : routeKey(msg.params, path);
-    } catch {
-      return undefined;
+    } else {
+      const session = new ClientSession(this.#total, raw, this.#sessionContext, initial);
+      void session.run();
+      served = session;
     }
+    this.#conns.add(served);
+    this.#sweeper.add(served.connection);
+    void served.done.then(() => {
+      this.#conns.delete(served);
+      this.#sweeper.delete(served.connection);
+    });
   }
 
-  #answerLocally(session: ClientSession, frame: Uint8Array): void {
-    const msg = decodeMessage(frame);
-    if (msg.type !== REQUEST) return;
-    switch (msg.method) {
+  // The proxy's own methods. No params are needed by any of them, so none
+  // are decoded: every such request is answered, whatever its params hold.
+  #answerLocally(session: ClientSession, msgid: number, method: string): void {
+    const answer = (result: unknown) => {
+      if (session.closed) return;
+      try {
+        session.reply(encodeResult(msgid, result));
+      } catch (err) {
+        session.fail(msgid, errorToWire(err));
+      }
+    };
+    switch (method) {
       case "proxy.stats":
         // Memory is read on demand (a ps run when /proc is not readable).
         // Stats are answered even when memory cannot be read.
-        void this.#pool.readMemory().catch(() => {}).then(() =>
-          !session.closed && session.reply(encodeResult(msg.msgid, this.stats()))
-        );
+        void this.#pool.readMemory().catch(() => {}).then(() => answer(this.stats()));
         return;
       case "proxy.reload":
-        this.#pool.reload().then(
-          (result) => !session.closed && session.reply(encodeResult(msg.msgid, result)),
-          (err) => !session.closed && session.fail(msg.msgid, errorToWire(err)),
-        );
+        if (!this.#options.controlMethods) {
+          session.fail(msgid, {
+            code: ErrorCode.FORBIDDEN,
+            message:
+              `Cannot call ${method}: control methods are off (start the proxy with --control-methods, or send SIGHUP)`,
+          });
+          return;
+        }
+        this.#pool.reload().then(answer, (err) => !session.closed && session.fail(msgid, errorToWire(err)));
         return;
       default:
-        session.fail(msg.msgid, {
+        session.fail(msgid, {
           code: ErrorCode.METHOD_NOT_FOUND,
-          message:
-            `Cannot call ${msg.method}: no such proxy method (the "proxy." prefix is reserved)`,
+          message: `Cannot call ${method}: no such proxy method (the "proxy." prefix is reserved)`,
         });
     }
   }
@@ -324,7 +301,13 @@ export class ProxyServer {
     return {
       pid: Deno.pid,
       uptime_s: Math.round((performance.now() - this.#started) / 10) / 100,
-      connections: { open: this.#conns.size, total: this.#nextSession - 1, refused: this.#refused },
+      connections: {
+        open: this.#conns.size + this.#sniffing.size,
+        total: this.#total,
+        refused: this.#refused,
+        message_timeouts: this.#messageTimeouts,
+        idle_timeouts: this.#idleTimeouts,
+      },
       ...this.#pool.stats(),
     };
   }
@@ -347,13 +330,7 @@ export class ProxyServer {
     } catch {
       // already closed
     }
-    for (const raw of this.#sniffing) {
-      try {
-        raw.close();
-      } catch {
-        // closed already
-      }
-    }
+    for (const raw of this.#sniffing) closeQuietly(raw);
     const grace = options.graceMs ?? 5_000;
     await this.#pool.idle(AbortSignal.timeout(options.drainTimeout ?? 10_000));
     await this.#pool.close({ graceMs: grace });
@@ -367,5 +344,15 @@ export class ProxyServer {
     ]);
     clearTimeout(timer);
     for (const c of conns) c.close();
+    this.#sweeper.close();
+    log.debug("Front end closed");
+  }
+}
+
+function closeQuietly(raw: Deno.Conn): void {
+  try {
+    raw.close();
+  } catch {
+    // closed already
   }
 }
