@@ -1,15 +1,18 @@
 /**
  * `proxy`: a process-isolating MessagePack-RPC proxy, as a library.
  *
- * - Protocol (pure, no I/O): {@linkcode FrameDecoder}, {@linkcode readEnvelope},
- *   {@linkcode encodeRequest}, {@linkcode decodeMessage}, {@linkcode ErrorCode}, and the
- *   legacy CCRPC frame codec.
- * - Client: {@linkcode RpcClient}.
- * - Backend: {@linkcode BackendServer}, {@linkcode runBackend}, {@linkcode builtinMethods},
- *   {@linkcode loadHandlerModule}.
- * - Pool and balancing: {@linkcode WorkerPool}, {@linkcode Worker},
- *   {@linkcode workerCommandLine}, {@linkcode pickLeastInFlight}.
- * - Proxy: {@linkcode ProxyServer}, {@linkcode runProxy}.
+ * - Run a proxy: {@linkcode runProxy} (what `proxy serve` runs), with every
+ *   option of `proxy serve` (see {@linkcode SERVE_OPTIONS}).
+ * - Serve methods: {@linkcode runBackend}, {@linkcode BackendServer}, handler
+ *   modules ({@linkcode loadHandlerModule}).
+ * - Call them: {@linkcode RpcClient}, and {@linkcode LegacyClient} for the
+ *   original C++ proxy's protocol.
+ * - Errors: {@linkcode ErrorCode}, {@linkcode ProxyError}, {@linkcode RemoteError}.
+ * - The protocol codec (pure, no I/O): {@linkcode encodeValue},
+ *   {@linkcode decodeValue}, {@linkcode encodeRequest}, {@linkcode decodeMessage},
+ *   {@linkcode FrameDecoder}, and the values MessagePack has and JavaScript
+ *   does not ({@linkcode Float}, {@linkcode Timestamp}, {@linkcode Ext},
+ *   {@linkcode RawString}).
  *
  * @example Call a running proxy
  * ```ts ignore
@@ -23,27 +26,16 @@
  */
 
 export * from "./lib/protocol/mod.ts";
-export * from "./lib/net/address.ts";
-export * from "./lib/net/frame_connection.ts";
+export { type Address, formatAddress, parseAddress } from "./lib/net/address.ts";
 export * from "./lib/client/rpc_client.ts";
+export * from "./lib/client/legacy_client.ts";
 export * from "./lib/backend/backend_server.ts";
 export * from "./lib/backend/methods.ts";
 export * from "./lib/backend/run_backend.ts";
-export * from "./lib/balancer/mod.ts";
-export * from "./lib/pool/call.ts";
-export * from "./lib/pool/request_queue.ts";
-export * from "./lib/pool/worker.ts";
-export * from "./lib/pool/worker_command.ts";
-export * from "./lib/pool/worker_process.ts";
-export * from "./lib/pool/worker_pool.ts";
-export * from "./lib/pool/pool_options.ts";
-export * from "./lib/pool/memory.ts";
-export * from "./lib/proxy/client_session.ts";
-export * from "./lib/proxy/proxy_server.ts";
-export * from "./lib/proxy/run_proxy.ts";
-
-export * from "./lib/proxy/legacy_session.ts";
 export * from "./lib/backend/legacy_methods.ts";
-export * from "./lib/client/legacy_client.ts";
-export * from "./lib/loadtest/mod.ts";
+export { isLoopback, runProxy, type RunProxyOptions } from "./lib/proxy/run_proxy.ts";
+export type { ProxyStats } from "./lib/proxy/proxy_server.ts";
+export { SERVE_OPTIONS, type ServeSettings } from "./lib/options/serve_options.ts";
+export { BACKEND_OPTIONS, type BackendSettings } from "./lib/options/backend_options.ts";
+export { OptionError } from "./lib/options/option.ts";
 export { configureLogging, getLogger, LOG_LEVELS, type LogLevel } from "./lib/log.ts";

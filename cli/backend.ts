@@ -8,7 +8,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { runBackend } from "../lib/backend/run_backend.ts";
 import { BACKEND_OPTIONS, type BackendSettings } from "../lib/options/backend_options.ts";
 import { type Address, parseAddress } from "../lib/net/address.ts";
-import { WORKER_SOCKET_ENV } from "../lib/pool/worker_command.ts";
+import { WORKER_SOCKET_ENV } from "../lib/process/self_command.ts";
 import { addOptions, exclusive, setUpLogging } from "./_options.ts";
 
 /** Builds the `backend` subcommand. */

@@ -6,7 +6,7 @@
  */
 
 import { type Address, formatAddress, parseAddress } from "../net/address.ts";
-import type { Runtime } from "../pool/worker_command.ts";
+import type { Runtime } from "../process/self_command.ts";
 import { LiveLine } from "./live_line.ts";
 import { LoadGenerator } from "./load_generator.ts";
 import { type ServerProcess, startProxy } from "./server_process.ts";

@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Runtime } from "../pool/worker_command.ts";
-import { spawnProgram } from "./program_command.ts";
+import { readLines } from "../process/spawn.ts";
+import { type Runtime, spawnProgram } from "../process/self_command.ts";
 
 /** Lines of the child's stderr kept for error reports. */
 export const KEPT_STDERR_LINES = 40;
@@ -225,26 +225,4 @@ function signal(child: Deno.ChildProcess, sig: Deno.Signal): void {
   } catch {
     // already exited
   }
-}
-
-async function readLines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  const decoder = new TextDecoder();
-  let rest = "";
-  try {
-    for await (const chunk of stream) {
-      rest += decoder.decode(chunk, { stream: true });
-      let nl: number;
-      while ((nl = rest.indexOf("\n")) >= 0) {
-        onLine(rest.slice(0, nl).replace(/\r$/, ""));
-        rest = rest.slice(nl + 1);
-      }
-    }
-  } catch {
-    // the pipe broke
-  }
-  rest += decoder.decode();
-  if (rest !== "") onLine(rest);
 }

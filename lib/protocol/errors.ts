@@ -38,6 +38,10 @@ export const ErrorCode = {
   NO_ROUTE_KEY: "NO_ROUTE_KEY",
   /** The server is shutting down and takes no new requests. */
   SHUTTING_DOWN: "SHUTTING_DOWN",
+  /** The upstream serving the request failed (its connection broke) before answering. */
+  UPSTREAM_FAILED: "UPSTREAM_FAILED",
+  /** The request's upstream is at its limit of requests in flight and waiting. */
+  UPSTREAM_OVERLOADED: "UPSTREAM_OVERLOADED",
   /** A `proxy.*` method that changes state, called without `--control-methods`. */
   FORBIDDEN: "FORBIDDEN",
   /** The connection closed before the answer arrived (client side). */

@@ -20,7 +20,7 @@ import {
   RESPONSE,
   type WireError,
 } from "../protocol/mod.ts";
-import type { Requester } from "../pool/call.ts";
+import type { Requester } from "../dispatch/call.ts";
 
 /** Where a session's requests go (the worker pool, or any dispatcher). */
 export interface SessionDispatch {

@@ -39,7 +39,7 @@ import {
   toWireError,
   type WireError,
 } from "../protocol/mod.ts";
-import type { Requester } from "../pool/call.ts";
+import type { Requester } from "../dispatch/call.ts";
 import {
   LEGACY_CALL_METHOD,
   type LegacyCallRequest,

@@ -24,8 +24,7 @@ import {
   LEGACY_TAG,
 } from "../protocol/mod.ts";
 import { parseRoutePath } from "../protocol/route_key.ts";
-import type { PoolStats } from "../pool/pool_options.ts";
-import type { WorkerPool } from "../pool/worker_pool.ts";
+import type { Dispatcher, DispatchStats } from "../dispatch/dispatcher.ts";
 import { getLogger } from "../log.ts";
 import { ClientSession, type SessionContext } from "./client_session.ts";
 
@@ -45,8 +44,8 @@ export interface ServedConnection {
 
 /** What a protocol handler other than MessagePack-RPC gets from the proxy. */
 export interface ConnectionContext {
-  /** The workers. */
-  pool: WorkerPool;
+  /** Where requests go. */
+  pool: Dispatcher;
   /** True once the proxy is stopping: new requests get a refusal. */
   draining: () => boolean;
   /** Largest message accepted. */
@@ -71,8 +70,14 @@ export type ConnectionHandler = (
 export interface ProxyServerOptions {
   /** Where to listen. */
   address: Address;
-  /** The workers. */
-  pool: WorkerPool;
+  /** Where requests go. */
+  pool: Dispatcher;
+  /**
+   * Read each request's routing key (`routeKey`) for the dispatcher: needed
+   * by `dedicated` workers and `--balance hash`.
+   * @default {false}
+   */
+  routed?: boolean;
   /** Largest message accepted from a client. @default {8388608} */
   maxMessageSize?: number;
   /** Client connections held at once; more are refused. @default {10000} */
@@ -119,7 +124,7 @@ export interface ProxyServerOptions {
 }
 
 /** What `proxy.stats` answers. */
-export interface ProxyStats extends PoolStats {
+export interface ProxyStats extends DispatchStats {
   pid: number;
   uptime_s: number;
   connections: {
@@ -138,7 +143,7 @@ const log = getLogger(["proxy"]);
  */
 export class ProxyServer {
   readonly #options: ProxyServerOptions;
-  readonly #pool: WorkerPool;
+  readonly #pool: Dispatcher;
   #listener: Deno.Listener | null = null;
   readonly #conns = new Set<ServedConnection>();
   readonly #sniffing = new Set<Deno.Conn>();
@@ -161,7 +166,7 @@ export class ProxyServer {
       dispatch: options.pool,
       draining: () => this.#draining,
       local: (session, msgid, method) => this.#answerLocally(session, msgid, method),
-      routePath: options.pool.mode === "dedicated" ? routePath : undefined,
+      routePath: options.routed ? routePath : undefined,
       errorFormat: options.errorFormat ?? "map",
       maxInFlight: options.maxInFlightPerConnection ?? 1024,
       maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,

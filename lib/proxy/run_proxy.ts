@@ -1,6 +1,7 @@
 /**
- * `proxy serve` as a whole process: a private socket directory, the worker
- * pool, the front listener, and a graceful stop on SIGINT/SIGTERM.
+ * `proxy serve` as a whole process: a private socket directory, the
+ * dispatcher and its workers, the front listener, and a graceful stop on
+ * SIGINT/SIGTERM.
  *
  * @module
  */
@@ -8,43 +9,21 @@
 import { watchParent } from "../backend/run_backend.ts";
 import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
-import type { WorkerPoolOptions } from "../pool/pool_options.ts";
-import { WorkerPool } from "../pool/worker_pool.ts";
-import { workerCommandLine } from "../pool/worker_command.ts";
+import { MAX_ENVELOPE_HEAD } from "../protocol/envelope.ts";
+import { resolveServeSettings, type ServeSettings } from "../options/serve_options.ts";
+import { createPool } from "../dispatch/create_pool.ts";
+import { connectionsWithin, readOpenFileLimit } from "../process/fd_limit.ts";
+import { workerCommandLine } from "../process/self_command.ts";
+import { createSocketDir, removeStaleSocketDirs } from "../process/socket_dir.ts";
 import { serveLegacy } from "./legacy_session.ts";
 import { ProxyServer } from "./proxy_server.ts";
 
-/** Options of {@linkcode runProxy}. */
-export interface RunProxyOptions
-  extends Omit<WorkerPoolOptions, "socketDir" | "commandLine" | "spawn" | "connect" | "random"> {
-  /** Interface to listen on. @default {"127.0.0.1"} */
-  host?: string;
-  /** TCP port; 0 picks a free one. @default {8080} */
-  port?: number;
-  /** A custom worker command (`{socket}` is replaced with the socket path). */
-  workerCmd?: string;
-  /** Extra arguments for the built-in backend workers. */
-  backendArgs?: string[];
-  /** Client connections held at once. @default {10000} */
-  maxConnections?: number;
-  /** `dedicated` mode: path into the first parameter that gives the routing key. @default {"user_id"} */
-  routeKey?: string;
-  /** Milliseconds a new connection may take to send its first byte. @default {10000} */
-  firstByteTimeout?: number;
-  /** Unread output per client above which its requests stop being read. @default {4194304} */
-  writeBufferLimit?: number;
-  /** Legacy frames in flight per connection. @default {128} */
-  legacyPipeline?: number;
-  /** Milliseconds requests in flight may take to finish on stop. @default {10000} */
-  drainTimeout?: number;
-  /** Milliseconds workers get to exit after being told to, before SIGKILL. @default {5000} */
-  shutdownGrace?: number;
+/** Options of {@linkcode runProxy}: any `proxy serve` option (see `SERVE_OPTIONS`), and hooks. */
+export interface RunProxyOptions extends Partial<Omit<ServeSettings, "logLevel">> {
   /** Called once ready, with the bound address. */
   onListening?: (address: string) => void;
   /** Stops the proxy as SIGTERM would. */
   signal?: AbortSignal;
-  /** Stop (as on SIGTERM) when stdin closes: the parent that started us is gone. @default {false} */
-  parentWatch?: boolean;
 }
 
 /** Addresses that only this machine can reach. */
@@ -53,70 +32,85 @@ export function isLoopback(host: string): boolean {
 }
 
 /**
+ * The flags a built-in worker gets so that it accepts whatever the proxy
+ * accepts (the msgid rewrite may add a few bytes) and answers as the proxy
+ * would.
+ */
+export function builtinWorkerArgs(s: ServeSettings): string[] {
+  return [
+    "--log-level",
+    "warning",
+    "--max-message-size",
+    String(s.maxMessageSize + MAX_ENVELOPE_HEAD),
+    "--max-depth",
+    String(s.maxDepth),
+    "--error-format",
+    s.errorFormat,
+    "--max-in-flight-per-connection",
+    String(s.maxInFlightPerWorker),
+    ...(s.testMethods ? ["--test-methods"] : []),
+    ...s.handler.flatMap((h) => ["--handler", h]),
+  ];
+}
+
+/**
  * Runs the proxy until SIGINT/SIGTERM (or `signal`); resolves after a clean
  * stop.
  *
+ * @throws {OptionError} For an option out of range.
  * @throws {ProxyError} `NO_WORKERS` when the workers cannot start.
- * @throws {Deno.errors.AddrInUse} When the port is taken.
+ * @throws {Error} When the port is taken.
  */
 export async function runProxy(options: RunProxyOptions): Promise<void> {
   const log = getLogger(["proxy"]);
-  const host = options.host ?? "127.0.0.1";
+  const { onListening, signal, ...given } = options;
+  const s = resolveServeSettings(given);
+  // Directories left by proxies killed with SIGKILL (their lock is free).
+  for (const dir of await removeStaleSocketDirs()) log.info(`Removed a stale socket directory: ${dir}`);
+  const maxConnections = await connectionLimit(s);
   // A fresh private directory (0700): no other user can reach the workers.
-  const socketDir = await Deno.makeTempDir({ prefix: "proxy-" });
-  await Deno.chmod(socketDir, 0o700);
-  const {
-    host: _h,
-    port: _p,
-    workerCmd,
-    backendArgs,
-    routeKey,
-    firstByteTimeout,
-    writeBufferLimit,
-    legacyPipeline,
-    maxConnections: _m,
-    drainTimeout,
-    shutdownGrace,
-    onListening,
-    signal,
-    parentWatch,
-    ...rest
-  } = options;
+  const socketDir = await createSocketDir();
   try {
-    const pool = new WorkerPool({
-      ...rest,
-      socketDir,
+    const backendArgs = builtinWorkerArgs(s);
+    const pool = createPool({
+      ...s,
+      socketDir: socketDir.path,
       commandLine: (socket) =>
         workerCommandLine({
           socket,
-          ...(workerCmd === undefined ? {} : { workerCmd }),
-          backendArgs: ["--log-level", "warning", ...(backendArgs ?? [])],
+          ...(s.workerCmd === undefined ? {} : { workerCmd: s.workerCmd }),
+          backendArgs,
         }),
     });
     const server = new ProxyServer({
-      address: { transport: "tcp", hostname: host, port: options.port ?? 8080 },
+      address: { transport: "tcp", hostname: s.host, port: s.port },
       pool,
+      routed: s.pool === "dedicated",
       legacyHandler: serveLegacy,
-      ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
-      ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
-      ...(routeKey === undefined ? {} : { routeKey }),
-      ...(firstByteTimeout === undefined ? {} : { firstByteTimeout }),
-      ...(writeBufferLimit === undefined ? {} : { writeBufferLimit }),
-      ...(legacyPipeline === undefined ? {} : { legacyPipeline }),
+      maxMessageSize: s.maxMessageSize,
+      maxConnections,
+      routeKey: s.routeKey,
+      firstByteTimeout: s.firstByteTimeout,
+      messageTimeout: s.messageTimeout,
+      clientIdleTimeout: s.clientIdleTimeout,
+      maxInFlightPerConnection: s.maxInFlightPerConnection,
+      writeBufferLimit: s.writeBufferLimit,
+      legacyPipeline: s.legacyPipeline,
+      errorFormat: s.errorFormat,
+      controlMethods: s.controlMethods,
     });
     let bound;
     try {
       bound = server.bind();
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {
-        throw new Error(
-          `Cannot listen on ${host}:${options.port ?? 8080}: address already in use`,
-          { cause: err },
-        );
+        throw new Error(`Cannot listen on ${s.host}:${s.port}: address already in use`, {
+          cause: err,
+        });
       }
       throw err;
     }
-    if (!isLoopback(host)) log.warn(`Listening on ${host}: reachable from other machines`);
+    if (!isLoopback(s.host)) log.warn(`Listening on ${s.host}: reachable from other machines`);
     let stop!: (why: string) => void;
     const stopped = new Promise<string>((resolve) => stop = resolve);
     // A bug in one request's path must not take every client down: log it
@@ -136,21 +130,18 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     };
     Deno.addSignalListener("SIGHUP", onHup);
     signal?.addEventListener("abort", () => stop("aborted"), { once: true });
-    if (parentWatch) void watchParent(() => stop("parent gone"));
+    if (s.parentWatch) void watchParent(() => stop("parent gone"));
     try {
       await pool.start();
       server.serve();
-      const size = pool.mode === "static"
-        ? `${pool.size} worker${pool.size === 1 ? "" : "s"}`
-        : `${pool.mode} pool of up to ${pool.size} workers`;
+      const size = s.pool === "static"
+        ? `${s.workers} worker${s.workers === 1 ? "" : "s"}`
+        : `${s.pool} pool of up to ${s.maxWorkers} workers`;
       log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${size}`);
       onListening?.(formatAddress(bound));
       const why = await stopped;
       log.info(`Proxy stopping (${why}): draining requests in flight`);
-      await server.close({
-        ...(drainTimeout === undefined ? {} : { drainTimeout }),
-        ...(shutdownGrace === undefined ? {} : { graceMs: shutdownGrace }),
-      });
+      await server.close({ drainTimeout: s.drainTimeout, graceMs: s.shutdownGrace });
       log.info("Proxy stopped");
     } finally {
       Deno.removeSignalListener("SIGTERM", onSignal);
@@ -160,6 +151,21 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       await server.close({ drainTimeout: 0, graceMs: 0 });
     }
   } finally {
-    await Deno.remove(socketDir, { recursive: true }).catch(() => {});
+    await socketDir.remove();
   }
+}
+
+// --max-connections within the open-file limit, with room kept for the
+// workers; beyond it, connections are refused at once instead of hanging.
+async function connectionLimit(s: ServeSettings): Promise<number> {
+  const limit = await readOpenFileLimit();
+  if (limit === null) return s.maxConnections;
+  const workers = s.pool === "static" ? s.workers : s.maxWorkers;
+  const fits = connectionsWithin(limit, workers);
+  if (s.maxConnections <= fits) return s.maxConnections;
+  getLogger(["proxy"]).warn(
+    `--max-connections ${s.maxConnections} exceeds what the open-file limit of ${limit} allows with ${workers} workers; ` +
+      `holding at most ${fits} connections (raise the limit with ulimit -n to allow more)`,
+  );
+  return fits;
 }

@@ -1,10 +1,11 @@
 /**
- * A spawned worker process: its exit status and its captured output.
+ * Spawning a child process with captured output: its exit status and its
+ * last lines, for the pool's workers and any other child.
  *
  * @module
  */
 
-import type { CommandLine } from "./worker_command.ts";
+import type { CommandLine } from "./self_command.ts";
 
 /** How a process ended. */
 export interface ExitStatus {
@@ -86,8 +87,11 @@ export function spawnWorkerProcess(
   };
 }
 
-// Splits a byte stream into lines, each capped at MAX_LINE characters.
-async function readLines(
+/**
+ * Splits a byte stream into lines (without `\n` or `\r\n`), each capped at
+ * 4096 characters, until the stream ends or breaks.
+ */
+export async function readLines(
   stream: ReadableStream<Uint8Array>,
   onLine: (line: string) => void,
 ): Promise<void> {
@@ -98,7 +102,8 @@ async function readLines(
       partial += decoder.decode(chunk, { stream: true });
       let nl: number;
       while ((nl = partial.indexOf("\n")) >= 0) {
-        onLine(partial.slice(0, Math.min(nl, MAX_LINE)));
+        const end = nl > 0 && partial[nl - 1] === "\r" ? nl - 1 : nl;
+        onLine(partial.slice(0, Math.min(end, MAX_LINE)));
         partial = partial.slice(nl + 1);
       }
       if (partial.length > MAX_LINE) {
@@ -109,5 +114,6 @@ async function readLines(
   } catch {
     // stream torn down with the process
   }
+  partial += decoder.decode();
   if (partial) onLine(partial);
 }

@@ -1,6 +1,0 @@
-/**
- * Worker selection strategies.
- *
- * @module
- */
-export * from "./least_in_flight.ts";
