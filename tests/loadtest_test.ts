@@ -74,6 +74,20 @@ Deno.test("LatencyHistogram keeps microseconds and clamps what is out of range",
   assertEquals(h.percentile(0), 0);
 });
 
+Deno.test("LatencyHistogram never reports a percentile above max", () => {
+  // 10.001 ms lies in a bucket of 8 µs whose top is 10.007 ms: HDR's
+  // percentile is that top, the max is exact.
+  const h = new LatencyHistogram();
+  for (let i = 0; i < 998; i++) h.record(1);
+  h.record(10.001);
+  h.record(10.001);
+  const s = h.summary();
+  assertEquals(s.max, 10.001);
+  assertEquals(s.p999, 10.001);
+  assertEquals(h.percentile(100), 10.001);
+  assert.ok(s.p50 <= s.p90 && s.p90 <= s.p99 && s.p99 <= s.p999 && s.p999 <= s.max);
+});
+
 Deno.test("LatencyHistogram.summary() is all zeros when empty", () => {
   assertEquals(new LatencyHistogram().summary(), {
     p50: 0,
