@@ -69,7 +69,8 @@ export function testCommand(): Command {
     )
     .option(
       "--rate <n>",
-      "requests per second over all connections, on a fixed schedule (open loop)",
+      "requests per second over all connections, on a fixed schedule (open loop); the run fails " +
+        "when fewer than 95% of the requests due could be sent",
       intIn(1),
     )
     .option(

@@ -146,6 +146,29 @@ Deno.test("proxy test --target loads a backend and fails on unexpected errors", 
   assert.match(expected.stdout, /HANDLER_ERROR [\d,]+ \(expected\)/);
 });
 
+Deno.test("proxy test --rate fails and says so when the target holds the rate back", async () => {
+  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  const address = await waitListening(backend);
+  // One connection, one in flight, each request answered after 1 s: one is sent, the rest wait.
+  const args = ["test", "--target", address, "--duration", "0.5", "--grace", "2", "--rate", "100"];
+  const load = ["--connections", "1", "--method", "sleep", "--params", "[1000]"];
+  const json = await runProgram([...args, ...load, "--json"], { timeoutMs: RUN_TIMEOUT_MS });
+  const report = parseReport(json.stdout, json.stderr);
+  assert.equal(json.code, 1, json.stderr);
+  assert.equal(report.rate, 100);
+  assert.equal(report.rate_achieved, 2); // 1 request in 0.5 s
+  assert.equal(report.rate_fell_short, true);
+  assert.equal(report.rate_bottleneck, "target");
+  assert.equal(report.passed, false);
+  const text = await runProgram([...args, ...load], { timeoutMs: RUN_TIMEOUT_MS });
+  assert.equal(text.code, 1, text.stderr);
+  assert.match(
+    text.stdout,
+    /Rate +asked 100\/s, achieved 2\/s: the generator could not keep up \(its connections mostly waited/,
+  );
+  assert.match(text.stdout, /Result +FAIL: the rate fell short: asked 100\/s, achieved 2\/s/);
+});
+
 Deno.test("proxy test exits 3 when the target cannot be reached, 2 on bad usage", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;

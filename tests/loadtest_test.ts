@@ -125,6 +125,8 @@ function result(over: Partial<LoadResult> = {}): LoadResult {
     requests: 400,
     succeeded: 400,
     sent: 400,
+    measuredSent: 400,
+    heldShare: 0,
     errors: {},
     unanswered: 0,
     connectionDrops: 0,
@@ -211,14 +213,62 @@ Deno.test("buildReport() fails a run in which nothing was answered", () => {
 });
 
 Deno.test("formatReport() says PASS or FAIL with the reasons", () => {
-  const pass = formatReport(buildReport(config({ rate: 1000 }), result()));
+  const pass = formatReport(buildReport(config({ rate: 200 }), result()));
   assert.ok(pass.includes("Requests    400 (200.0/s)"), pass);
-  assert.ok(pass.includes("1,000 requests/s (open loop)"), pass);
+  assert.ok(pass.includes("200 requests/s (open loop)"), pass);
   assert.ok(pass.trimEnd().endsWith("Result      PASS"), pass);
   const fail = formatReport(buildReport(config(), result({ unanswered: 1, connectionDrops: 1 })));
   assert.ok(
     fail.includes("Result      FAIL: 1 request never answered; 1 connection closed by the server"),
     fail,
+  );
+});
+
+Deno.test("buildReport() gives the rate achieved and passes when it is the rate asked", () => {
+  const report = buildReport(config({ rate: 200 }), result({ measuredSent: 396 }));
+  assertEquals(report.rate_achieved, 198);
+  assertEquals(report.rate_fell_short, false);
+  assertEquals(report.rate_bottleneck, null);
+  assertEquals(report.passed, true);
+  assert.ok(formatReport(report).includes("Rate        asked 200/s, achieved 198/s\n"));
+  const closed = buildReport(config(), result());
+  assertEquals([closed.rate_achieved, closed.rate_fell_short], [null, false]);
+  assert.ok(!formatReport(closed).includes("Rate "));
+});
+
+Deno.test("buildReport() fails a run whose generator could not keep up with --rate", () => {
+  // 20,000/s asked for 2 s, 23,600 sent: 11,800/s, and the connections had room.
+  const report = buildReport(
+    config({ rate: 20_000 }),
+    result({ measuredSent: 23_600, heldShare: 0.1 }),
+  );
+  assertEquals(report.rate_achieved, 11_800);
+  assertEquals(report.rate_fell_short, true);
+  assertEquals(report.rate_bottleneck, "generator");
+  assertEquals(report.passed, false);
+  assertEquals(report.failures, ["the rate fell short: asked 20,000/s, achieved 11,800/s"]);
+  const text = formatReport(report);
+  assert.ok(
+    text.includes(
+      "Rate        asked 20,000/s, achieved 11,800/s: the generator could not keep up " +
+        "(its connections had room: this process could not send fast enough)",
+    ),
+    text,
+  );
+  const json = JSON.parse(JSON.stringify(report));
+  assertEquals([json.rate_achieved, json.rate_fell_short], [11_800, true]);
+});
+
+Deno.test("buildReport() blames the target when connections waited at their pipeline limit", () => {
+  const report = buildReport(
+    config({ rate: 1000, pipeline: 4 }),
+    result({ measuredSent: 100, heldShare: 0.9 }),
+  );
+  assertEquals(report.rate_bottleneck, "target");
+  assert.ok(
+    formatReport(report).includes(
+      "full with 4 unanswered each: the target answers too slowly for this rate with 2 x 4 in flight",
+    ),
   );
 });
 
@@ -295,6 +345,26 @@ Deno.test("LoadGenerator counts error answers by their code", async () => {
   assertEquals(r.errors, { HANDLER_ERROR: r.requests });
 });
 
+Deno.test("LoadGenerator in open loop counts time held back by a target that does not answer", async () => {
+  await using server = await backend({ hang: () => new Promise(() => {}) });
+  const r = await new LoadGenerator({
+    address: server.address,
+    connections: 2,
+    pipeline: 1,
+    durationMs: 200,
+    graceMs: 50,
+    rate: 1000,
+    method: "hang",
+    params: [],
+  }).run();
+  // One request per connection, then every later one is due and held back.
+  assertEquals(r.measuredSent, 2);
+  assertGreater(r.heldShare, 0.8);
+  const report = buildReport(config({ rate: 1000, connections: 2 }), r);
+  assertEquals(report.rate_fell_short, true);
+  assertEquals(report.rate_bottleneck, "target");
+});
+
 Deno.test("LoadGenerator sends at the fixed rate in open loop", async () => {
   await using server = await backend({ echo: (x) => x });
   const r = await new LoadGenerator({
@@ -305,6 +375,8 @@ Deno.test("LoadGenerator sends at the fixed rate in open loop", async () => {
   }).run();
   // 400/s for 0.5 s: 200 requests, give or take the last tick.
   assertAlmostEquals(r.requests, 200, 5);
+  assertAlmostEquals(r.measuredSent, 200, 5);
+  assert.ok(r.heldShare < 0.5, `heldShare ${r.heldShare}`);
   assertEquals(r.unanswered, 0);
 });
 

@@ -89,6 +89,17 @@ export interface LoadResult {
   /** Requests sent in all, warm-up included. */
   sent: number;
   /**
+   * Requests sent after the warm-up (answered or not); in open loop, those
+   * due in the measured time that were sent, to compare with the rate asked.
+   */
+  measuredSent: number;
+  /**
+   * Open loop: the share (0 to 1) of the measured time in which connections
+   * held a due request back because they already had `pipeline` unanswered;
+   * near 1 when the target answers too slowly for the rate. 0 in closed loop.
+   */
+  heldShare: number;
+  /**
    * Wrong or error answers by code, warm-up included: a fault is never
    * hidden by the warm-up.
    */
@@ -117,6 +128,8 @@ interface Run {
   connections: number;
   outstanding: number;
   sent: number;
+  measuredSent: number;
+  heldMs: number; // rate mode: connection-milliseconds with a due request held back, measured
   answered: number;
   requests: number;
   succeeded: number;
@@ -152,7 +165,8 @@ class LoadConnection {
   #conn: FrameConnection | null = null;
   #nextId = 0;
   #nextDue = 0; // rate mode: index of the next scheduled request
-  #fullSince = -1; // rate mode: when the connection last reached its cap
+  #fullSince = -1; // rate mode: since when requests due have been held back by the cap
+  #fullAt = -1; // rate mode: when the connection last reached its cap
 
   constructor(
     run: Run,
@@ -230,6 +244,7 @@ class LoadConnection {
     }
     // Full now; when the backlog refilled it, it has been held back since blockedSince.
     this.#fullSince = blockedSince >= 0 ? blockedSince : now;
+    this.#fullAt = now;
   }
 
   #send(at: number): void {
@@ -242,6 +257,7 @@ class LoadConnection {
     this.#pending.set(id, at);
     this.#run.outstanding++;
     this.#run.sent++;
+    if (at >= this.#run.measureStart) this.#run.measuredSent++;
     this.#conn!.writeWithMsgid(REQUEST, id, t, this.#tail);
   }
 
@@ -264,11 +280,13 @@ class LoadConnection {
       countError(run, CheckCode.BAD_MSGID);
       return;
     }
-    const blockedSince = this.#pending.size >= run.pipeline ? this.#fullSince : -1;
+    const wasFull = this.#pending.size >= run.pipeline;
+    const blockedSince = wasFull ? this.#fullSince : -1;
     this.#pending.delete(msgid);
     run.outstanding--;
     run.answered++;
     const now = performance.now();
+    if (wasFull && run.interval > 0 && run.sending) this.#countHeld(now);
     const code = this.#verify(frame, env.tail, msgid);
     if (code !== null) countError(run, code);
     if (sentAt >= run.measureStart) {
@@ -278,6 +296,20 @@ class LoadConnection {
     }
     if (run.sending) this.fill(now, blockedSince);
     else if (run.outstanding === 0) run.onSettled();
+  }
+
+  /** Rate mode, when sending stops: counts what this connection has held back until then. */
+  endHeldPeriod(end: number): void {
+    if (this.#run.interval > 0 && this.#pending.size >= this.#run.pipeline) this.#countHeld(end);
+  }
+
+  // The connection was full from #fullAt to `to`; requests were held back
+  // from the first due time in that span (the schedule stood still meanwhile).
+  #countHeld(to: number): void {
+    const run = this.#run;
+    const due = run.t0 + (this.#nextDue + this.#index / run.connections) * run.interval;
+    const from = Math.max(this.#fullAt, due, run.measureStart);
+    run.heldMs += Math.max(0, Math.min(to, run.sendEnd) - from);
   }
 
   // null when the answer is right, else the code to count it under.
@@ -431,6 +463,8 @@ export class LoadGenerator {
       connections,
       outstanding: 0,
       sent: 0,
+      measuredSent: 0,
+      heldMs: 0,
       answered: 0,
       requests: 0,
       succeeded: 0,
@@ -533,6 +567,7 @@ export class LoadGenerator {
       if (!run.sending) return;
       run.sending = false;
       run.sendEnd = Math.min(run.sendEnd, performance.now());
+      for (const c of this.#conns) c.endHeldPeriod(run.sendEnd);
       clearInterval(ticker);
       clearTimeout(endTimer);
       options.signal?.removeEventListener("abort", onAbort);
@@ -558,14 +593,17 @@ export class LoadGenerator {
       c.close();
     }
     run.outstanding = 0;
+    const measuredMs = Math.max(0, run.sendEnd - run.measureStart);
     return {
       requests: run.requests,
       succeeded: run.succeeded,
       sent: run.sent,
+      measuredSent: run.measuredSent,
+      heldShare: measuredMs > 0 ? Math.min(1, run.heldMs / (measuredMs * run.connections)) : 0,
       errors: Object.fromEntries(run.errors),
       unanswered,
       connectionDrops: run.drops,
-      durationMs: Math.max(0, run.sendEnd - run.measureStart),
+      durationMs: measuredMs,
       histogram: run.histogram,
       aborted,
     };

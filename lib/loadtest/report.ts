@@ -70,6 +70,20 @@ export interface LoadReport {
   connections: number;
   pipeline: number;
   rate: number | null;
+  /** Open loop: requests sent per second of measured time, to compare with `rate`; else null. */
+  rate_achieved: number | null;
+  /**
+   * Open loop: true when fewer than {@linkcode RATE_TOLERANCE} of the
+   * requests due were sent (the run then fails: its latencies are those of a
+   * lighter load than asked).
+   */
+  rate_fell_short: boolean;
+  /**
+   * When the rate fell short, which side held it back: `target` when
+   * connections mostly waited with `pipeline` requests unanswered, else
+   * `generator` (this process could not send fast enough); null otherwise.
+   */
+  rate_bottleneck: "target" | "generator" | null;
   warmup_s: number;
   /** Seconds of measured load. */
   duration_s: number;
@@ -108,6 +122,35 @@ export interface LoadReport {
 /** The code the proxy answers for requests lost with their worker. */
 export const WORKER_EXITED = "WORKER_EXITED";
 
+/**
+ * The share of the requests due under `--rate` that must have been sent
+ * for the run to pass; the last timer tick may miss a few.
+ */
+export const RATE_TOLERANCE = 0.95;
+
+/** What became of the asked rate: null in closed loop. */
+interface RateOutcome {
+  achieved: number;
+  fellShort: boolean;
+  bottleneck: "target" | "generator" | null;
+}
+
+function rateOutcome(
+  rate: number | null,
+  result: Pick<LoadResult, "measuredSent" | "heldShare" | "durationMs">,
+): RateOutcome | null {
+  if (rate === null) return null;
+  const durationS = result.durationMs / 1000;
+  const achieved = durationS > 0 ? result.measuredSent / durationS : 0;
+  // One request of slack: a short run at a low rate has few due.
+  const fellShort = durationS > 0 && result.measuredSent + 1 < RATE_TOLERANCE * rate * durationS;
+  return {
+    achieved,
+    fellShort,
+    bottleneck: fellShort ? (result.heldShare >= 0.5 ? "target" : "generator") : null,
+  };
+}
+
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
@@ -132,9 +175,10 @@ export function expectedCodes(
 /**
  * Builds the report of a run and its verdict: it passes only when every
  * request was answered, no error other than the expected ones occurred, no
- * connection dropped, at least one request was answered, and (when asked)
- * the chaos killed at least one worker and the self-started proxy stopped
- * cleanly.
+ * connection dropped, at least one request was answered, under `rate` at
+ * least {@linkcode RATE_TOLERANCE} of the requests due were sent, and (when
+ * asked) the chaos killed at least one worker and the self-started proxy
+ * stopped cleanly.
  *
  * @param config What was asked.
  * @param result What the load generator measured.
@@ -149,8 +193,9 @@ export function expectedCodes(
  *   target: "127.0.0.1:8080", selfStarted: false, workers: null, method: "echo", payloadBytes: 64,
  *   connections: 1, pipeline: 1, rate: null, warmupMs: 0, chaosMs: null, expectedErrors: [],
  * }, {
- *   requests: 100, succeeded: 100, sent: 100, errors: {}, unanswered: 0, connectionDrops: 0,
- *   durationMs: 1000, histogram: new LatencyHistogram(), aborted: false,
+ *   requests: 100, succeeded: 100, sent: 100, measuredSent: 100, heldShare: 0, errors: {},
+ *   unanswered: 0, connectionDrops: 0, durationMs: 1000, histogram: new LatencyHistogram(),
+ *   aborted: false,
  * });
  * console.log(report.rps, report.passed); // 100 true
  * ```
@@ -163,6 +208,7 @@ export function buildReport(
   const expected = expectedCodes(config);
   const durationS = result.durationMs / 1000;
   const latency = result.histogram.summary();
+  const rate = rateOutcome(config.rate, result);
   const failures: string[] = [];
   if (result.requests === 0) failures.push("no request was answered");
   if (result.unanswered > 0) {
@@ -187,6 +233,11 @@ export function buildReport(
       `--chaos killed no worker${extras.chaos.lastError ? ` (${extras.chaos.lastError})` : ""}`,
     );
   }
+  if (rate?.fellShort) {
+    failures.push(
+      `the rate fell short: asked ${fmt(config.rate ?? 0)}/s, achieved ${fmt(rate.achieved)}/s`,
+    );
+  }
   if (extras.proxyExit) {
     if (extras.proxyExit.killed) {
       failures.push("the proxy did not stop on SIGTERM in time and was killed");
@@ -203,6 +254,9 @@ export function buildReport(
     connections: config.connections,
     pipeline: config.pipeline,
     rate: config.rate,
+    rate_achieved: rate ? round(rate.achieved, 1) : null,
+    rate_fell_short: rate?.fellShort ?? false,
+    rate_bottleneck: rate?.bottleneck ?? null,
     warmup_s: round(config.warmupMs / 1000, 3),
     duration_s: round(durationS, 3),
     requests: result.requests,
@@ -246,6 +300,17 @@ function ms(n: number): string {
   return n >= 100 ? fmt(n, 1) : n.toFixed(3);
 }
 
+function rateLine(report: LoadReport, asked: number, achieved: number): string {
+  const line = `asked ${fmt(asked)}/s, achieved ${fmt(achieved)}/s`;
+  if (report.rate_bottleneck === null) return line;
+  const why = report.rate_bottleneck === "target"
+    ? `its connections mostly waited, full with ${report.pipeline} unanswered each: the ` +
+      `target answers too slowly for this rate with ${report.connections} x ${report.pipeline} ` +
+      "in flight"
+    : "its connections had room: this process could not send fast enough";
+  return `${line}: the generator could not keep up (${why})`;
+}
+
 /**
  * The report as text for a person, one fact per line.
  *
@@ -277,6 +342,9 @@ export function formatReport(report: LoadReport): string {
       report.warmup_s > 0 ? ` after ${fmt(report.warmup_s, 2)} s of warm-up` : ""
     }${report.aborted ? " (stopped early)" : ""}`,
   );
+  if (report.rate !== null && report.rate_achieved !== null) {
+    add("Rate", rateLine(report, report.rate, report.rate_achieved));
+  }
   add("Requests", `${fmt(report.requests)} (${fmt(report.rps, 1)}/s)`);
   const l = report.latency_ms;
   add(
