@@ -29,6 +29,7 @@ interface TestOptions {
   chaos?: number;
   expectError: string[];
   json: boolean;
+  hdrOut?: string;
   maxMessageSize: number;
 }
 
@@ -85,6 +86,10 @@ export function testCommand(): Command {
       [],
     )
     .option("--json", "print one JSON object instead of the text report", false)
+    .option(
+      "--hdr-out <file>",
+      "write the latencies as HdrHistogram's percentile distribution (ms), for its plotter",
+    )
     .addHelpText(
       "after",
       `
@@ -127,6 +132,7 @@ Examples:
         ...(opts.chaos !== undefined ? { chaosMs: opts.chaos } : {}),
         expectedErrors: opts.expectError,
         maxMessageSize: opts.maxMessageSize,
+        ...(opts.hdrOut !== undefined ? { hdrOut: opts.hdrOut } : {}),
         signal: stop.signal,
         ...(Deno.stderr.isTerminal()
           ? { live: (text: string) => Deno.stderr.writeSync(encoder.encode(text)) }

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { RpcClient } from "../lib/client/rpc_client.ts";
 import { startProxy } from "../lib/loadtest/server_process.ts";
 import type { LoadReport } from "../lib/loadtest/report.ts";
+import { parsePercentileDistribution } from "../lib/loadtest/percentile_distribution.ts";
 import { currentRuntime } from "../lib/pool/worker_command.ts";
 import { MAIN_PATH, runProgram, spawnProgram, waitListening } from "./helpers/process.ts";
 
@@ -144,6 +145,30 @@ Deno.test("proxy test --target loads a backend and fails on unexpected errors", 
   );
   assert.equal(expected.code, 0, expected.stdout);
   assert.match(expected.stdout, /HANDLER_ERROR [\d,]+ \(expected\)/);
+});
+
+Deno.test("proxy test --hdr-out writes the latencies as HdrHistogram's percentile distribution", async () => {
+  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  const address = await waitListening(backend);
+  const file = await Deno.makeTempFile({ suffix: ".hgrm" });
+  try {
+    const run = await runProgram(
+      ["test", "--target", address, "--duration", "0.5", "--connections", "2", "--json"].concat(
+        ["--hdr-out", file],
+      ),
+      { timeoutMs: RUN_TIMEOUT_MS },
+    );
+    const report = parseReport(run.stdout, run.stderr);
+    assert.equal(run.code, 0, run.stderr);
+    const d = parsePercentileDistribution(await Deno.readTextFile(file));
+    assert.equal(d.totalCount, report.requests);
+    assert.equal(d.max, report.latency_ms.max);
+    assert.equal(d.rows.at(-1)!.percentile, 1);
+    const median = d.rows.find((r) => r.percentile >= 0.5)!;
+    assert.ok(Math.abs(median.value - report.latency_ms.p50) <= 0.002, `${median.value}`);
+  } finally {
+    await Deno.remove(file);
+  }
 });
 
 Deno.test("proxy test --rate fails and says so when the target holds the rate back", async () => {

@@ -15,6 +15,7 @@ import {
 } from "../lib/protocol/mod.ts";
 import { LatencyHistogram } from "../lib/loadtest/latency_histogram.ts";
 import { formatProgress, LiveLine } from "../lib/loadtest/live_line.ts";
+import { parsePercentileDistribution } from "../lib/loadtest/percentile_distribution.ts";
 import { CheckCode, LoadGenerator, type LoadResult } from "../lib/loadtest/load_generator.ts";
 import { programCommandLine } from "../lib/loadtest/program_command.ts";
 import { buildReport, formatReport, type LoadTestConfig } from "../lib/loadtest/report.ts";
@@ -86,6 +87,50 @@ Deno.test("LatencyHistogram never reports a percentile above max", () => {
   assertEquals(s.p999, 10.001);
   assertEquals(h.percentile(100), 10.001);
   assert.ok(s.p50 <= s.p90 && s.p90 <= s.p99 && s.p99 <= s.p999 && s.p999 <= s.max);
+});
+
+Deno.test("LatencyHistogram.percentileDistribution() writes HdrHistogram's text, in ms", () => {
+  const h = new LatencyHistogram();
+  for (let i = 0; i < 1000; i++) h.record(0.1 + i * 0.007);
+  h.record(10.001);
+  const text = h.percentileDistribution();
+  const lines = text.split("\n");
+  assertEquals(lines[0], "       Value     Percentile TotalCount 1/(1-Percentile)");
+  assertEquals(lines[1], "");
+  assert.ok(text.endsWith("]\n"));
+  const d = parsePercentileDistribution(text);
+  assertEquals(d.totalCount, 1001);
+  assertEquals(d.max, 10.001);
+  assertAlmostEquals(d.mean, h.summary().mean, 0.001);
+  assertGreater(d.stdDeviation, 0);
+  assertEquals([d.buckets > 0, d.subBuckets], [true, 2048]);
+  // Rows: value in ms, percentile rising to 1, count rising to the total, 1/(1-p).
+  assertGreater(d.rows.length, 20);
+  assertAlmostEquals(d.rows[0]!.value, 0.1, 0.001);
+  assertEquals([d.rows[0]!.percentile, d.rows[0]!.totalCount, d.rows[0]!.inverse], [0, 1, 1]);
+  for (let i = 1; i < d.rows.length; i++) {
+    const [a, b] = [d.rows[i - 1]!, d.rows[i]!];
+    assert.ok(a.value <= b.value && a.percentile < b.percentile && a.totalCount <= b.totalCount);
+  }
+  const median = d.rows.find((r) => r.percentile === 0.5)!;
+  assertAlmostEquals(median.value, h.percentile(50), 0.01);
+  assertAlmostEquals(median.inverse, 2, 0.001);
+  const last = d.rows.at(-1)!;
+  assertEquals([last.percentile, last.totalCount, last.inverse], [1, 1001, Infinity]);
+});
+
+Deno.test("parsePercentileDistribution() rejects text that is not a percentile distribution", () => {
+  assert.throws(() => parsePercentileDistribution("Value,Percentile\n"), SyntaxError);
+  const text = new LatencyHistogram().percentileDistribution();
+  assertEquals(parsePercentileDistribution(text).rows, []);
+  assert.throws(
+    () => parsePercentileDistribution(text.replace(/#\[Max.*\n/, "")),
+    /missing the footer's max/,
+  );
+  assert.throws(
+    () => parsePercentileDistribution(text + "garbage\n"),
+    /line 6: not a row nor a footer line: "garbage"/,
+  );
 });
 
 Deno.test("LatencyHistogram.summary() is all zeros when empty", () => {

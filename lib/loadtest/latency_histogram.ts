@@ -111,6 +111,22 @@ export class LatencyHistogram {
     };
   }
 
+  /**
+   * HdrHistogram's standard percentile-distribution text, values in
+   * milliseconds: the header, one row per percentile step (value,
+   * percentile, total count, 1/(1-percentile)), then the `#[Mean ...`,
+   * `#[Max ...` and `#[Buckets ...` footer lines. HdrHistogram's plotter
+   * reads it. As HdrHistogram writes it, a row's value is the top of its
+   * bucket, so the last rows may exceed the footer's exact max by up to 0.1 %.
+   *
+   * @param ticksPerHalfDistance Rows per halving of the distance to 100 %.
+   * @default {5}
+   * @returns The text, ending with a newline.
+   */
+  percentileDistribution(ticksPerHalfDistance = 5): string {
+    return this.#histogram.outputPercentileDistribution(ticksPerHalfDistance, 1000);
+  }
+
   // HDR answers the top of the value's bucket (up to 0.1 % above what was
   // recorded) while max is exact: clamp, so p99.9 never reads above max.
   #valueAt(percentile: number): number {

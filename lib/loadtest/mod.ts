@@ -7,6 +7,7 @@
 export * from "./latency_histogram.ts";
 export * from "./live_line.ts";
 export * from "./load_generator.ts";
+export * from "./percentile_distribution.ts";
 export * from "./program_command.ts";
 export * from "./report.ts";
 export * from "./run_load_test.ts";

@@ -45,6 +45,12 @@ export interface LoadTestOptions {
   expectedErrors?: string[];
   /** Largest answer accepted. */
   maxMessageSize?: number;
+  /**
+   * A file to write the measured latencies to, as HdrHistogram's
+   * percentile-distribution text in milliseconds (see
+   * `LatencyHistogram.percentileDistribution`).
+   */
+  hdrOut?: string;
   /** Stops the load early (the report still comes). */
   signal?: AbortSignal;
   /** How to re-invoke this program for the proxy. @default {currentRuntime()} */
@@ -60,6 +66,7 @@ export interface LoadTestOptions {
  * @throws {ProxyError} `CONNECT_FAILED` when the target cannot be reached;
  * `CHAOS_UNSUPPORTED` when `--chaos` cannot work on the target.
  * @throws {Error} When the proxy cannot be started.
+ * @throws {Deno.errors.NotFound} When `hdrOut`'s directory does not exist.
  */
 export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport> {
   let proxy: ServerProcess | null = null;
@@ -110,6 +117,9 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport>
     void generator.sendingEnded.then(() => killer?.stop());
     const result = await running;
     live?.stop();
+    if (options.hdrOut !== undefined) {
+      await Deno.writeTextFile(options.hdrOut, result.histogram.percentileDistribution());
+    }
     if (killer) {
       await killer.close();
       extras.chaos = {
