@@ -7,6 +7,7 @@
 
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { Address } from "../lib/net/address.ts";
+import { mainShare, type MixEntry, parseMixEntry } from "../lib/loadtest/request_mix.ts";
 import { addMaxMessageSize, address, byteSize, duration, intIn } from "./_options.ts";
 
 /** Exit code when the test failed (unanswered requests, unexpected errors). */
@@ -26,6 +27,7 @@ interface TestOptions {
   payload: number;
   params?: unknown[];
   rate?: number;
+  mix: MixEntry[];
   chaos?: number;
   expectError: string[];
   json: boolean;
@@ -75,6 +77,13 @@ export function testCommand(): Command {
       intIn(1),
     )
     .option(
+      "--mix <method:params:share%>",
+      "mix in another request, e.g. spin:[5000]:5% (repeatable); the main request gets the rest, " +
+        "and latencies are also reported per method",
+      mixEntry,
+      [],
+    )
+    .option(
       "--chaos <ms>",
       "SIGKILL a random worker of the proxy every so often (e.g. 500ms)",
       duration("ms"),
@@ -98,6 +107,7 @@ ${EXIT_CANNOT_RUN} the test could not run. With --chaos, WORKER_EXITED answers a
 Examples:
   proxy test --duration 10s --connections 32 --pipeline 8
   proxy test --target 127.0.0.1:8080 --rate 20000 --json
+  proxy test --mix 'sleep:[5]:5%'          # 5% sleep(5) among the echoes
   proxy test --workers 4 --chaos 500ms`,
     );
   addMaxMessageSize(cmd);
@@ -107,6 +117,11 @@ Examples:
     }
     if (opts.params !== undefined && cmd.getOptionValueSource("payload") === "cli") {
       throw new InvalidArgumentError("give either --payload or --params, not both");
+    }
+    try {
+      mainShare(opts.mix, opts.method);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
     }
     const stop = new AbortController();
     const onSignal = () => stop.abort();
@@ -129,6 +144,7 @@ Examples:
         payloadBytes: opts.payload,
         ...(opts.params !== undefined ? { params: opts.params } : {}),
         ...(opts.rate !== undefined ? { rate: opts.rate } : {}),
+        ...(opts.mix.length > 0 ? { mix: opts.mix } : {}),
         ...(opts.chaos !== undefined ? { chaosMs: opts.chaos } : {}),
         expectedErrors: opts.expectError,
         maxMessageSize: opts.maxMessageSize,
@@ -160,6 +176,14 @@ function jsonArray(v: string): unknown[] {
   }
   if (!Array.isArray(value)) throw new InvalidArgumentError(`expected a JSON array, got ${v}`);
   return value;
+}
+
+function mixEntry(value: string, previous: MixEntry[]): MixEntry[] {
+  try {
+    return [...previous, parseMixEntry(value)];
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -171,6 +171,40 @@ Deno.test("proxy test --hdr-out writes the latencies as HdrHistogram's percentil
   }
 });
 
+Deno.test("proxy test --mix sends another method in its share and reports it apart", async () => {
+  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  const address = await waitListening(backend);
+  const run = await runProgram(
+    ["test", "--target", address, "--duration", "0.5", "--connections", "2", "--json"].concat(
+      ["--mix", "sleep:[2]:20%"],
+    ),
+    { timeoutMs: RUN_TIMEOUT_MS },
+  );
+  const report = parseReport(run.stdout, run.stderr);
+  assert.equal(run.code, 0, run.stderr);
+  assertConsistent(report);
+  const [echo, sleep] = report.by_method!;
+  assert.deepEqual([echo!.method, echo!.share_pct, sleep!.method, sleep!.share_pct], [
+    "echo",
+    80,
+    "sleep",
+    20,
+  ]);
+  assert.deepEqual(sleep!.params, [2]);
+  assert.equal(echo!.requests + sleep!.requests, report.requests);
+  assert.ok(sleep!.requests > 0 && sleep!.latency_ms.p50 >= 2, JSON.stringify(sleep));
+
+  for (const bad of ["sleep:2:20%", "echo:[1]:5%", "sleep:[1]:60%,x"]) {
+    const usage = await runProgram(["test", "--target", address, "--mix", bad]);
+    assert.equal(usage.code, 2, `${bad}: ${usage.stderr}`);
+  }
+  const over = await runProgram(
+    ["test", "--target", address, "--mix", "a:[]:60%", "--mix", "b:[]:60%"],
+  );
+  assert.equal(over.code, 2);
+  assert.match(over.stderr, /the shares add up to 120%, above 100%/);
+});
+
 Deno.test("proxy test --rate fails and says so when the target holds the rate back", async () => {
   await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
   const address = await waitListening(backend);

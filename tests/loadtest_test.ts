@@ -19,6 +19,7 @@ import { parsePercentileDistribution } from "../lib/loadtest/percentile_distribu
 import { CheckCode, LoadGenerator, type LoadResult } from "../lib/loadtest/load_generator.ts";
 import { programCommandLine } from "../lib/loadtest/program_command.ts";
 import { buildReport, formatReport, type LoadTestConfig } from "../lib/loadtest/report.ts";
+import { mainShare, parseMixEntry } from "../lib/loadtest/request_mix.ts";
 import { CHAOS_UNSUPPORTED, WorkerKiller } from "../lib/loadtest/worker_killer.ts";
 
 const LOCAL = { transport: "tcp", hostname: "127.0.0.1", port: 0 } as const;
@@ -317,6 +318,86 @@ Deno.test("buildReport() blames the target when connections waited at their pipe
   );
 });
 
+// --- request mix -----------------------------------------------------------
+
+Deno.test("parseMixEntry() reads METHOD:PARAMS:SHARE%, params as JSON with colons inside", () => {
+  assertEquals(parseMixEntry("spin:[5000]:5%"), { method: "spin", params: [5000], share: 0.05 });
+  assertEquals(parseMixEntry('echo:[{"a":"b:c"}]:12.5%'), {
+    method: "echo",
+    params: [{ a: "b:c" }],
+    share: 0.125,
+  });
+  assertEquals(parseMixEntry("ping:[]:100%").share, 1);
+});
+
+Deno.test("parseMixEntry() rejects what is not METHOD:PARAMS:SHARE%", () => {
+  for (
+    const [text, why] of [
+      ["spin", "missing a part"],
+      ["spin:5%", "missing a part"],
+      [":[1]:5%", "missing a part"],
+      ["spin:[1:5%", "PARAMS is not JSON"],
+      ["spin:5000:5%", "PARAMS is not a JSON array"],
+      ["spin:[1]:5", "SHARE is not a percentage"],
+      ["spin:[1]:0%", "SHARE must be above 0% and at most 100%"],
+      ["spin:[1]:101%", "SHARE must be above 0% and at most 100%"],
+    ]
+  ) {
+    assert.throws(() => parseMixEntry(text!), (err: Error) => {
+      assert.ok(err instanceof SyntaxError);
+      assert.ok(err.message.includes(why!), err.message);
+      return true;
+    });
+  }
+});
+
+Deno.test("mainShare() gives the main request the rest, and refuses over 100% or a repeated method", () => {
+  const spin = { method: "spin", params: [5000], share: 0.05 };
+  assertAlmostEquals(mainShare([spin], "echo"), 0.95, 1e-12);
+  assertEquals(mainShare([], "echo"), 1);
+  assert.throws(
+    () => mainShare([spin, { method: "sleep", params: [1], share: 0.96 }], "echo"),
+    /the shares add up to 101%, above 100%/,
+  );
+  assert.throws(() => mainShare([spin], "spin"), /method spin given twice/);
+});
+
+Deno.test("buildReport() and formatReport() give the latency of each method of a mix", () => {
+  const echo = new LatencyHistogram();
+  const spin = new LatencyHistogram();
+  for (let i = 0; i < 380; i++) echo.record(1);
+  for (let i = 0; i < 20; i++) spin.record(5);
+  const report = buildReport(
+    config({ mix: [{ method: "spin", params: [5000], share: 0.05 }] }),
+    result({
+      byMethod: [
+        { method: "echo", share: 0.95, requests: 380, succeeded: 380, histogram: echo },
+        {
+          method: "spin",
+          params: [5000],
+          share: 0.05,
+          requests: 20,
+          succeeded: 20,
+          histogram: spin,
+        },
+      ],
+    }),
+  );
+  const json = JSON.parse(JSON.stringify(report));
+  assertEquals(json.by_method.map((m: { method: string }) => m.method), ["echo", "spin"]);
+  assertEquals(json.by_method[1].params, [5000]);
+  assertEquals(json.by_method[1].share_pct, 5);
+  assertEquals(json.by_method[1].requests, 20);
+  assertEquals(json.by_method[1].latency_ms.p99, 5);
+  assertEquals(json.by_method[0].latency_ms.p99, 1);
+  assert.ok(!("params" in json.by_method[0]));
+  const text = formatReport(report);
+  assert.ok(text.includes("echo with 64 B payloads, mixed with spin(5000) 5.0%;"), text);
+  assert.ok(text.includes("            echo (95.0%, 380): p50 1.000"), text);
+  assert.ok(text.includes("            spin (5.0%, 20): p50 5.000"), text);
+  assert.ok(!("by_method" in buildReport(config(), result())));
+});
+
 // --- generator against in-process servers ----------------------------------
 
 async function backend(methods: Record<string, (...p: unknown[]) => unknown>) {
@@ -346,6 +427,61 @@ Deno.test("LoadGenerator checks echoes and counts every answer once", async () =
   assertEquals(r.sent, r.requests); // no warm-up: every request sent is measured
   assertEquals(r.histogram.count, r.requests);
   assertAlmostEquals(r.durationMs, 300, 50);
+});
+
+Deno.test("LoadGenerator sends a mix in the shares drawn, and measures each method apart", async () => {
+  const spun: unknown[][] = [];
+  await using server = await backend({
+    echo: (x) => x,
+    spin: (...params) => {
+      spun.push(params);
+      return "done";
+    },
+  });
+  // A fixed cycle of "random" numbers: one in four is below the 25 % of spin.
+  const cycle = [0.1, 0.5, 0.7, 0.9];
+  let calls = 0;
+  let picked = 0;
+  const r = await new LoadGenerator({
+    address: server.address,
+    connections: 2,
+    pipeline: 4,
+    durationMs: 200,
+    mix: [{ method: "spin", params: [7, "x"], share: 0.25 }],
+    random: () => {
+      const n = cycle[calls++ % cycle.length]!;
+      if (n < 0.25) picked++;
+      return n;
+    },
+  }).run();
+  assertEquals(r.errors, {}); // echoes still checked, spin answers not compared
+  assertEquals(r.unanswered, 0);
+  assertEquals(calls, r.sent);
+  const [echo, spin] = r.byMethod!;
+  assertEquals([echo!.method, echo!.share, spin!.method, spin!.share], [
+    "echo",
+    0.75,
+    "spin",
+    0.25,
+  ]);
+  assertEquals(spin!.requests, picked);
+  assertEquals(spun.length, picked);
+  assert.deepEqual(spun[0], [7, "x"]);
+  assertEquals(echo!.requests + spin!.requests, r.requests);
+  assertEquals(echo!.histogram.count + spin!.histogram.count, r.histogram.count);
+  assertEquals(echo!.succeeded, echo!.requests);
+});
+
+Deno.test("LoadGenerator refuses a mix over 100%", () => {
+  assert.throws(
+    () =>
+      new LoadGenerator({
+        address: LOCAL,
+        durationMs: 1,
+        mix: [{ method: "a", params: [], share: 0.6 }, { method: "b", params: [], share: 0.6 }],
+      }),
+    RangeError,
+  );
 });
 
 Deno.test("LoadGenerator leaves warm-up requests out of the measurements", async () => {

@@ -28,6 +28,7 @@ import {
   toWireError,
 } from "../protocol/mod.ts";
 import { LatencyHistogram } from "./latency_histogram.ts";
+import { mainShare, type MixEntry } from "./request_mix.ts";
 
 /** Codes the generator itself gives to wrong answers. */
 export const CheckCode = {
@@ -72,12 +73,36 @@ export interface LoadGeneratorOptions {
    * than `pipeline` in flight (closed loop).
    */
   rate?: number;
+  /**
+   * Other requests mixed in, each with its share of all requests (chosen at
+   * random per request); the main request (`method`) gets the rest.
+   * Latencies are then also reported per method.
+   */
+  mix?: MixEntry[];
+  /** Random numbers in [0, 1) that pick each request of the mix. @default {Math.random} */
+  random?: () => number;
   /** Largest answer accepted. @default {8388608} */
   maxMessageSize?: number;
   /** Stops sending early; answers still due get the grace period. */
   signal?: AbortSignal;
   /** Opens a connection. @default {connect from lib/net/address.ts} */
   connect?: (address: Address) => Promise<Deno.Conn>;
+}
+
+/** The measurements of one method of a mix. */
+export interface MethodResult {
+  /** The method. */
+  method: string;
+  /** Its params, for a method of the mix (absent for the main request). */
+  params?: unknown[];
+  /** Its share of the requests, as asked (0 to 1). */
+  share: number;
+  /** Measured requests of this method answered. */
+  requests: number;
+  /** Of those, the ones answered successfully. */
+  succeeded: number;
+  /** Their latencies. */
+  histogram: LatencyHistogram;
 }
 
 /** What {@linkcode LoadGenerator.run} measured. */
@@ -114,6 +139,15 @@ export interface LoadResult {
   histogram: LatencyHistogram;
   /** True when stopped early by the signal. */
   aborted: boolean;
+  /** With a mix: the main request first, then each method of the mix. */
+  byMethod?: MethodResult[];
+}
+
+// A request of the mix, encoded once for all connections.
+interface MixKind {
+  template: Uint8Array;
+  tail: number;
+  upTo: number; // picked when random() < upTo (cumulative share)
 }
 
 // What the connections share with the generator.
@@ -138,6 +172,9 @@ interface Run {
   errorCount: number;
   errors: Map<string, number>;
   histogram: LatencyHistogram;
+  mix: MixKind[]; // kinds 1..n; kind 0 is the main request
+  random: () => number;
+  byMethod: MethodResult[]; // by kind, when there is a mix
   maxMessageSize: number | undefined;
   address: Address;
   connect: (address: Address) => Promise<Deno.Conn>;
@@ -161,6 +198,7 @@ class LoadConnection {
   readonly #expected: Uint8Array; // the payload's encoding, as the result must be
   readonly #idBytes: number;
   readonly #pending = new Map<number, number>(); // msgid -> time sent (or due)
+  readonly #pendingKind = new Map<number, number>(); // msgid -> kind, with a mix only
   readonly #envelope: Envelope = createEnvelope();
   #conn: FrameConnection | null = null;
   #nextId = 0;
@@ -248,17 +286,33 @@ class LoadConnection {
   }
 
   #send(at: number): void {
+    const run = this.#run;
     const id = this.#nextId;
     this.#nextId = (id + 1) >>> 0;
+    this.#pending.set(id, at);
+    run.outstanding++;
+    run.sent++;
+    if (at >= run.measureStart) run.measuredSent++;
+    const kind = run.mix.length === 0 ? 0 : this.#pickKind();
+    if (kind > 0) {
+      const mixed = run.mix[kind - 1]!;
+      this.#pendingKind.set(id, kind);
+      this.#conn!.writeWithMsgid(REQUEST, id, mixed.template, mixed.tail);
+      return;
+    }
+    if (run.mix.length > 0) this.#pendingKind.set(id, 0);
     const t = this.#template;
     // The msgid travels in the payload too, so an answer meant for another
     // request of this connection is caught as a mismatch.
     for (let j = 0; j < this.#idBytes; j++) t[this.#payloadAt + j] = (id >>> (8 * j)) & 0xff;
-    this.#pending.set(id, at);
-    this.#run.outstanding++;
-    this.#run.sent++;
-    if (at >= this.#run.measureStart) this.#run.measuredSent++;
     this.#conn!.writeWithMsgid(REQUEST, id, t, this.#tail);
+  }
+
+  #pickKind(): number {
+    const r = this.#run.random();
+    const mix = this.#run.mix;
+    for (let k = 0; k < mix.length; k++) if (r < mix[k]!.upTo) return k + 1;
+    return 0;
   }
 
   #onFrame(frame: Uint8Array): void {
@@ -283,16 +337,29 @@ class LoadConnection {
     const wasFull = this.#pending.size >= run.pipeline;
     const blockedSince = wasFull ? this.#fullSince : -1;
     this.#pending.delete(msgid);
+    let kind = 0;
+    if (run.mix.length > 0) {
+      kind = this.#pendingKind.get(msgid) ?? 0;
+      this.#pendingKind.delete(msgid);
+    }
     run.outstanding--;
     run.answered++;
     const now = performance.now();
     if (wasFull && run.interval > 0 && run.sending) this.#countHeld(now);
-    const code = this.#verify(frame, env.tail, msgid);
+    const code = kind === 0 ? this.#verify(frame, env.tail, msgid) : frame[env.tail] === 0xc0 // error slot nil: the answer of a mixed request is not compared
+      ? null
+      : this.#verifySlowly(frame, msgid, false);
     if (code !== null) countError(run, code);
     if (sentAt >= run.measureStart) {
       run.requests++;
       if (code === null) run.succeeded++;
       run.histogram.record(now - sentAt);
+      if (run.mix.length > 0) {
+        const m = run.byMethod[kind]!;
+        m.requests++;
+        if (code === null) m.succeeded++;
+        m.histogram.record(now - sentAt);
+      }
     }
     if (run.sending) this.fill(now, blockedSince);
     else if (run.outstanding === 0) run.onSettled();
@@ -336,7 +403,7 @@ class LoadConnection {
 
   // Decodes the whole answer: an error's code, or a result encoded
   // differently (but equal) from how we encoded the payload.
-  #verifySlowly(frame: Uint8Array, msgid: number): string | null {
+  #verifySlowly(frame: Uint8Array, msgid: number, check = this.#check): string | null {
     let msg;
     try {
       msg = decodeMessage(frame);
@@ -345,7 +412,7 @@ class LoadConnection {
     }
     if (msg.type !== RESPONSE) return CheckCode.INVALID_RESPONSE;
     if (msg.error !== null && msg.error !== undefined) return toWireError(msg.error).code;
-    if (!this.#check) return null;
+    if (!check) return null;
     const result = msg.result;
     if (!(result instanceof Uint8Array) || result.length !== this.#payloadBytes) {
       return CheckCode.PAYLOAD_MISMATCH;
@@ -368,6 +435,7 @@ class LoadConnection {
     run.unanswered += this.#pending.size;
     run.outstanding -= this.#pending.size;
     this.#pending.clear();
+    this.#pendingKind.clear();
     if (!run.sending) {
       if (run.outstanding === 0) run.onSettled();
       return;
@@ -432,7 +500,8 @@ export class LoadGenerator {
 
   /**
    * @param options Target, shape and length of the load.
-   * @throws {RangeError} On a non-positive count, duration or rate.
+   * @throws {RangeError} On a non-positive count, duration or rate; on a mix
+   * whose shares add up to more than 100 % or that repeats a method.
    */
   constructor(options: LoadGeneratorOptions) {
     this.#options = options;
@@ -452,6 +521,27 @@ export class LoadGenerator {
         `Cannot create load: payloadBytes must be 0 or more, got ${payloadBytes}`,
       );
     }
+    const method = options.method ?? "echo";
+    const mixEntries = options.mix ?? [];
+    const share = mainShare(mixEntries, method);
+    const mix: MixKind[] = [];
+    let upTo = 0;
+    for (const entry of mixEntries) {
+      const template = encodeRequest(0, entry.method, entry.params);
+      upTo += entry.share;
+      mix.push({ template, tail: readEnvelope(template, createEnvelope()).tail, upTo });
+    }
+    const byMethod: MethodResult[] = mixEntries.length === 0 ? [] : [
+      { method, share, requests: 0, succeeded: 0, histogram: new LatencyHistogram() },
+      ...mixEntries.map((e) => ({
+        method: e.method,
+        params: e.params,
+        share: e.share,
+        requests: 0,
+        succeeded: 0,
+        histogram: new LatencyHistogram(),
+      })),
+    ];
     this.#run = {
       sending: false,
       finished: false,
@@ -473,6 +563,9 @@ export class LoadGenerator {
       errorCount: 0,
       errors: new Map(),
       histogram: new LatencyHistogram(),
+      mix,
+      random: options.random ?? Math.random,
+      byMethod,
       maxMessageSize: options.maxMessageSize,
       address: options.address,
       connect: options.connect ?? connectAddress,
@@ -480,7 +573,7 @@ export class LoadGenerator {
     };
     for (let i = 0; i < connections; i++) {
       this.#conns.push(
-        new LoadConnection(this.#run, i, options.method ?? "echo", options.params, payloadBytes),
+        new LoadConnection(this.#run, i, method, options.params, payloadBytes),
       );
     }
   }
@@ -606,6 +699,7 @@ export class LoadGenerator {
       durationMs: measuredMs,
       histogram: run.histogram,
       aborted,
+      ...(run.byMethod.length > 0 ? { byMethod: run.byMethod } : {}),
     };
   }
 }

@@ -5,8 +5,9 @@
  * @module
  */
 
-import type { LatencySummary } from "./latency_histogram.ts";
+import type { LatencyHistogram, LatencySummary } from "./latency_histogram.ts";
 import type { LoadResult } from "./load_generator.ts";
+import type { MixEntry } from "./request_mix.ts";
 
 /** What was asked of the run, as the report repeats it. */
 export interface LoadTestConfig {
@@ -32,6 +33,8 @@ export interface LoadTestConfig {
   chaosMs: number | null;
   /** Error codes the run provokes on purpose (WORKER_EXITED under chaos is added). */
   expectedErrors: string[];
+  /** Other requests mixed in (`--mix`). */
+  mix?: MixEntry[];
 }
 
 /** What the chaos did. */
@@ -58,6 +61,21 @@ export interface ReportExtras {
   chaos?: ChaosOutcome;
   /** Present when the proxy was self-started. */
   proxyExit?: ProxyExit;
+}
+
+/** The measurements of one method of a mix, in the report. */
+export interface MethodReport {
+  method: string;
+  /** Params of a method of the mix (absent for the main request). */
+  params?: unknown[];
+  /** Its share of the requests, as asked, in percent. */
+  share_pct: number;
+  /** Measured requests of this method answered. */
+  requests: number;
+  /** Of those, answered successfully. */
+  succeeded: number;
+  /** Their latency in milliseconds. */
+  latency_ms: LatencySummary;
 }
 
 /** The report; its JSON form is what `proxy test --json` prints. */
@@ -103,6 +121,8 @@ export interface LoadReport {
   connection_drops: number;
   /** Latency of the measured answers, in milliseconds. */
   latency_ms: LatencySummary;
+  /** With `--mix`: the main request first, then each method mixed in. */
+  by_method?: MethodReport[];
   /** Workers killed by `--chaos`. */
   crashes?: number;
   /** Requests answered `WORKER_EXITED` (with `--chaos`). */
@@ -207,7 +227,6 @@ export function buildReport(
 ): LoadReport {
   const expected = expectedCodes(config);
   const durationS = result.durationMs / 1000;
-  const latency = result.histogram.summary();
   const rate = rateOutcome(config.rate, result);
   const failures: string[] = [];
   if (result.requests === 0) failures.push("no request was answered");
@@ -268,14 +287,7 @@ export function buildReport(
     ),
     unanswered: result.unanswered,
     connection_drops: result.connectionDrops,
-    latency_ms: {
-      p50: round(latency.p50, 3),
-      p90: round(latency.p90, 3),
-      p99: round(latency.p99, 3),
-      p999: round(latency.p999, 3),
-      max: round(latency.max, 3),
-      mean: round(latency.mean, 3),
-    },
+    latency_ms: roundedLatency(result.histogram),
     expected_errors: expected,
     aborted: result.aborted,
     passed: failures.length === 0,
@@ -286,7 +298,29 @@ export function buildReport(
     report.worker_exited = result.errors[WORKER_EXITED] ?? 0;
   }
   if (extras.proxyExit) report.proxy_exit_code = extras.proxyExit.code;
+  if (result.byMethod) {
+    report.by_method = result.byMethod.map((m) => ({
+      method: m.method,
+      ...(m.params ? { params: m.params } : {}),
+      share_pct: round(m.share * 100, 3),
+      requests: m.requests,
+      succeeded: m.succeeded,
+      latency_ms: roundedLatency(m.histogram),
+    }));
+  }
   return report;
+}
+
+function roundedLatency(histogram: LatencyHistogram): LatencySummary {
+  const l = histogram.summary();
+  return {
+    p50: round(l.p50, 3),
+    p90: round(l.p90, 3),
+    p99: round(l.p99, 3),
+    p999: round(l.p999, 3),
+    max: round(l.max, 3),
+    mean: round(l.mean, 3),
+  };
 }
 
 function fmt(n: number, digits = 0): string {
@@ -335,7 +369,13 @@ export function formatReport(report: LoadReport): string {
   const pace = report.rate === null
     ? "as fast as answered"
     : `${fmt(report.rate)} requests/s (open loop)`;
-  add("Load", `${what}; ${shape}; ${pace}`);
+  const mixed = (report.by_method ?? []).slice(1).map((m) =>
+    `${m.method}(${JSON.stringify(m.params ?? []).slice(1, -1)}) ${fmt(m.share_pct, 1)}%`
+  );
+  add(
+    "Load",
+    `${what}${mixed.length > 0 ? `, mixed with ${mixed.join(", ")}` : ""}; ${shape}; ${pace}`,
+  );
   add(
     "Duration",
     `${fmt(report.duration_s, 2)} s${
@@ -346,11 +386,15 @@ export function formatReport(report: LoadReport): string {
     add("Rate", rateLine(report, report.rate, report.rate_achieved));
   }
   add("Requests", `${fmt(report.requests)} (${fmt(report.rps, 1)}/s)`);
-  const l = report.latency_ms;
-  add(
-    "Latency ms",
-    `p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)}`,
-  );
+  const latencyText = (l: LatencySummary) =>
+    `p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)}`;
+  add("Latency ms", latencyText(report.latency_ms));
+  for (const m of report.by_method ?? []) {
+    add(
+      "",
+      `${m.method} (${fmt(m.share_pct, 1)}%, ${fmt(m.requests)}): ${latencyText(m.latency_ms)}`,
+    );
+  }
   const errors = Object.entries(report.errors);
   add(
     "Errors",

@@ -11,6 +11,7 @@ import { LiveLine } from "./live_line.ts";
 import { LoadGenerator } from "./load_generator.ts";
 import { type ServerProcess, startProxy } from "./server_process.ts";
 import { buildReport, type LoadReport, type ReportExtras } from "./report.ts";
+import type { MixEntry } from "./request_mix.ts";
 import { WorkerKiller } from "./worker_killer.ts";
 
 /** Options of {@linkcode runLoadTest}. */
@@ -39,6 +40,8 @@ export interface LoadTestOptions {
   payloadBytes?: number;
   /** Requests per second, open loop. */
   rate?: number;
+  /** Other requests mixed in, each with its share (see {@linkcode MixEntry}). */
+  mix?: MixEntry[];
   /** Milliseconds between worker kills; absent = no chaos. */
   chaosMs?: number;
   /** Error codes provoked on purpose, not held against the run. */
@@ -100,6 +103,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport>
         "params",
         "payloadBytes",
         "rate",
+        "mix",
         "maxMessageSize",
         "signal",
       ]),
@@ -146,6 +150,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport>
         warmupMs: options.warmupMs ?? 0,
         chaosMs: options.chaosMs ?? null,
         expectedErrors: options.expectedErrors ?? [],
+        ...(options.mix ? { mix: options.mix } : {}),
       },
       result,
       extras,
