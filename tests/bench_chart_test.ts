@@ -29,15 +29,21 @@ Deno.test("latencyChartSpec() puts the percentile on a log x axis and one line p
     data: { values: { target: string; inverse: number; latency: number }[] };
     encoding: {
       x: { scale: { type: string; domain: number[] }; axis: { values: number[] } };
-      color: { scale: { domain: string[] } };
+      color: { scale: { domain: string[]; range: string[] } };
     };
   };
   assert.equal(spec.data.values.length, 10);
   assert.equal(spec.encoding.x.scale.type, "log");
   assert.deepEqual(spec.encoding.x.scale.domain, [1, 1000]);
   assert.deepEqual(spec.encoding.x.axis.values, [1, 2, 10, 100, 1000]);
-  // The targets keep one order (and so one colour) in every chart.
+  // The targets keep one order and one colour in every chart, whoever is missing.
   assert.deepEqual(spec.encoding.color.scale.domain, ["ours", "haproxy"]);
+  const full = latencyChartSpec({
+    title: "",
+    series: ["nginx", "direct", "ours", "haproxy"].map((target) => ({ target, points: points(1) })),
+  }) as unknown as typeof spec;
+  assert.deepEqual(full.encoding.color.scale.domain, ["direct", "ours", "haproxy", "nginx"]);
+  assert.deepEqual(spec.encoding.color.scale.range, full.encoding.color.scale.range.slice(1, 3));
 });
 
 Deno.test("renderSvg() draws the chart as SVG with a line per target and percentile labels", async () => {

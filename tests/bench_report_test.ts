@@ -165,7 +165,6 @@ Deno.test("chartLines() links each shape's SVG, and nothing without charts", () 
   const charts = [{ scenario: "echo" as const, shape: S1x16, file: "r-echo-1x16.svg" }];
   assert.deepEqual(chartLines(charts, "echo", [S16x1, S1x16]).slice(2), [
     "![Latency by percentile, echo, 1 x 16](r-echo-1x16.svg)",
-    "",
   ]);
   assert.deepEqual(chartLines(charts, "work", [S1x16]), []);
 });
@@ -209,4 +208,5 @@ Deno.test("renderReport() has the header, a section per scenario run, and the ch
   const mixed = lines.slice(lines.indexOf("## Mixed cost: 5 % `spin(5000)` among echoes"));
   assert.ok(!mixed.some((l) => l.includes("| direct |")));
   assert.ok(text.endsWith("\n") && !text.endsWith("\n\n"));
+  assert.ok(!text.includes("\n\n\n"), "no double blank line");
 });

@@ -10,8 +10,11 @@ import * as vega from "vega";
 import { compile, type TopLevelSpec } from "vega-lite";
 import type { CurvePoint } from "./statistics.ts";
 
-/** The targets in the order (and colours) every chart uses. */
+/** The targets in the order every chart uses; each keeps its colour in every chart. */
 export const CHART_TARGETS: readonly string[] = ["direct", "ours", "haproxy", "nginx"];
+
+// Vega's "tableau10" colours, the first for direct, the second for ours, ...
+const PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2"];
 
 /** One line of a chart. */
 export interface ChartSeries {
@@ -49,10 +52,12 @@ export function latencyChartSpec(chart: LatencyChart): TopLevelSpec {
   const ticks = percentileTicks(Math.max(2, ...values.map((v) => v.inverse)));
   // 1/(1-0.999) is 999.99...: stretch to the tick 1000, so that 99.9% is labelled.
   const deepest = Math.max(ticks.at(-1)!, ...values.map((v) => v.inverse));
-  const targets = [
-    ...CHART_TARGETS.filter((t) => chart.series.some((s) => s.target === t)),
+  const known = [
+    ...CHART_TARGETS,
     ...chart.series.map((s) => s.target).filter((t) => !CHART_TARGETS.includes(t)),
   ];
+  const targets = known.filter((t) => chart.series.some((s) => s.target === t));
+  const colours = targets.map((t) => PALETTE[known.indexOf(t) % PALETTE.length]!);
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: chart.title,
@@ -79,7 +84,7 @@ export function latencyChartSpec(chart: LatencyChart): TopLevelSpec {
         field: "target",
         type: "nominal",
         title: "target",
-        scale: { domain: targets },
+        scale: { domain: targets, range: colours },
       },
     },
   };

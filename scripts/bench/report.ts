@@ -157,6 +157,7 @@ export function chartLines(
     lines.push(`![Latency by percentile, ${scenario}, ${shapeLabel(shape)}](${chart.file})`, "");
   }
   if (lines.length === 0) return [];
+  lines.pop(); // the blank line after the last image
   return [
     "Latency by percentile (median of the runs at each percentile step, from each run's HDR " +
     "histogram), one chart per shape:",
@@ -276,7 +277,8 @@ export function renderReport(input: ReportInput): string {
     );
   }
   for (const p of input.profiles) lines.push(...profileLines(p, o.workers));
-  while (lines.at(-1) === "") lines.pop();
-  lines.push("");
-  return lines.join("\n");
+  // Sections end with a blank line or not (no charts): one blank line between blocks.
+  const tidy = lines.filter((l, i) => !(l === "" && lines[i - 1] === ""));
+  while (tidy.at(-1) === "") tidy.pop();
+  return tidy.join("\n") + "\n";
 }
