@@ -7,6 +7,7 @@
 
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { Address } from "../lib/net/address.ts";
+import { mainShare, type MixEntry, parseMixEntry } from "../lib/loadtest/request_mix.ts";
 import { addMaxMessageSize, address, byteSize, duration, intIn } from "./_options.ts";
 
 /** Exit code when the test failed (unanswered requests, unexpected errors). */
@@ -26,9 +27,11 @@ interface TestOptions {
   payload: number;
   params?: unknown[];
   rate?: number;
+  mix: MixEntry[];
   chaos?: number;
   expectError: string[];
   json: boolean;
+  hdrOut?: string;
   maxMessageSize: number;
 }
 
@@ -69,8 +72,16 @@ export function testCommand(): Command {
     )
     .option(
       "--rate <n>",
-      "requests per second over all connections, on a fixed schedule (open loop)",
+      "requests per second over all connections, on a fixed schedule (open loop); the run fails " +
+        "when fewer than 95% of the requests due could be sent",
       intIn(1),
+    )
+    .option(
+      "--mix <method:params:share%>",
+      "mix in another request, e.g. spin:[5000]:5% (repeatable); the main request gets the rest, " +
+        "and latencies are also reported per method",
+      mixEntry,
+      [],
     )
     .option(
       "--chaos <ms>",
@@ -84,6 +95,10 @@ export function testCommand(): Command {
       [],
     )
     .option("--json", "print one JSON object instead of the text report", false)
+    .option(
+      "--hdr-out <file>",
+      "write the latencies as HdrHistogram's percentile distribution (ms), for its plotter",
+    )
     .addHelpText(
       "after",
       `
@@ -92,6 +107,7 @@ ${EXIT_CANNOT_RUN} the test could not run. With --chaos, WORKER_EXITED answers a
 Examples:
   proxy test --duration 10s --connections 32 --pipeline 8
   proxy test --target 127.0.0.1:8080 --rate 20000 --json
+  proxy test --mix 'sleep:[5]:5%'          # 5% sleep(5) among the echoes
   proxy test --workers 4 --chaos 500ms`,
     );
   addMaxMessageSize(cmd);
@@ -101,6 +117,11 @@ Examples:
     }
     if (opts.params !== undefined && cmd.getOptionValueSource("payload") === "cli") {
       throw new InvalidArgumentError("give either --payload or --params, not both");
+    }
+    try {
+      mainShare(opts.mix, opts.method);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
     }
     const stop = new AbortController();
     const onSignal = () => stop.abort();
@@ -123,9 +144,11 @@ Examples:
         payloadBytes: opts.payload,
         ...(opts.params !== undefined ? { params: opts.params } : {}),
         ...(opts.rate !== undefined ? { rate: opts.rate } : {}),
+        ...(opts.mix.length > 0 ? { mix: opts.mix } : {}),
         ...(opts.chaos !== undefined ? { chaosMs: opts.chaos } : {}),
         expectedErrors: opts.expectError,
         maxMessageSize: opts.maxMessageSize,
+        ...(opts.hdrOut !== undefined ? { hdrOut: opts.hdrOut } : {}),
         signal: stop.signal,
         ...(Deno.stderr.isTerminal()
           ? { live: (text: string) => Deno.stderr.writeSync(encoder.encode(text)) }
@@ -153,6 +176,14 @@ function jsonArray(v: string): unknown[] {
   }
   if (!Array.isArray(value)) throw new InvalidArgumentError(`expected a JSON array, got ${v}`);
   return value;
+}
+
+function mixEntry(value: string, previous: MixEntry[]): MixEntry[] {
+  try {
+    return [...previous, parseMixEntry(value)];
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function collect(value: string, previous: string[]): string[] {

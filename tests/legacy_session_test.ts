@@ -16,7 +16,7 @@ import {
   type LegacyHeaderInit,
   type WireError,
 } from "../lib/protocol/mod.ts";
-import type { Requester } from "../lib/pool/call.ts";
+import type { Requester } from "../lib/dispatch/call.ts";
 import {
   legacyErrorFor,
   type LegacyPool,

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { RpcClient } from "../lib/client/rpc_client.ts";
 import { startProxy } from "../lib/loadtest/server_process.ts";
 import type { LoadReport } from "../lib/loadtest/report.ts";
-import { currentRuntime } from "../lib/pool/worker_command.ts";
+import { parsePercentileDistribution } from "../lib/loadtest/percentile_distribution.ts";
+import { currentRuntime } from "../lib/process/self_command.ts";
 import { MAIN_PATH, runProgram, spawnProgram, waitListening } from "./helpers/process.ts";
 
 const RUN_TIMEOUT_MS = 30_000;
@@ -144,6 +145,87 @@ Deno.test("proxy test --target loads a backend and fails on unexpected errors", 
   );
   assert.equal(expected.code, 0, expected.stdout);
   assert.match(expected.stdout, /HANDLER_ERROR [\d,]+ \(expected\)/);
+});
+
+Deno.test("proxy test --hdr-out writes the latencies as HdrHistogram's percentile distribution", async () => {
+  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  const address = await waitListening(backend);
+  const file = await Deno.makeTempFile({ suffix: ".hgrm" });
+  try {
+    const run = await runProgram(
+      ["test", "--target", address, "--duration", "0.5", "--connections", "2", "--json"].concat(
+        ["--hdr-out", file],
+      ),
+      { timeoutMs: RUN_TIMEOUT_MS },
+    );
+    const report = parseReport(run.stdout, run.stderr);
+    assert.equal(run.code, 0, run.stderr);
+    const d = parsePercentileDistribution(await Deno.readTextFile(file));
+    assert.equal(d.totalCount, report.requests);
+    assert.equal(d.max, report.latency_ms.max);
+    assert.equal(d.rows.at(-1)!.percentile, 1);
+    const median = d.rows.find((r) => r.percentile >= 0.5)!;
+    assert.ok(Math.abs(median.value - report.latency_ms.p50) <= 0.002, `${median.value}`);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("proxy test --mix sends another method in its share and reports it apart", async () => {
+  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  const address = await waitListening(backend);
+  const run = await runProgram(
+    ["test", "--target", address, "--duration", "0.5", "--connections", "2", "--json"].concat(
+      ["--mix", "sleep:[2]:20%"],
+    ),
+    { timeoutMs: RUN_TIMEOUT_MS },
+  );
+  const report = parseReport(run.stdout, run.stderr);
+  assert.equal(run.code, 0, run.stderr);
+  assertConsistent(report);
+  const [echo, sleep] = report.by_method!;
+  assert.deepEqual([echo!.method, echo!.share_pct, sleep!.method, sleep!.share_pct], [
+    "echo",
+    80,
+    "sleep",
+    20,
+  ]);
+  assert.deepEqual(sleep!.params, [2]);
+  assert.equal(echo!.requests + sleep!.requests, report.requests);
+  assert.ok(sleep!.requests > 0 && sleep!.latency_ms.p50 >= 2, JSON.stringify(sleep));
+
+  for (const bad of ["sleep:2:20%", "echo:[1]:5%", "sleep:[1]:60%,x"]) {
+    const usage = await runProgram(["test", "--target", address, "--mix", bad]);
+    assert.equal(usage.code, 2, `${bad}: ${usage.stderr}`);
+  }
+  const over = await runProgram(
+    ["test", "--target", address, "--mix", "a:[]:60%", "--mix", "b:[]:60%"],
+  );
+  assert.equal(over.code, 2);
+  assert.match(over.stderr, /the shares add up to 120%, above 100%/);
+});
+
+Deno.test("proxy test --rate fails and says so when the target holds the rate back", async () => {
+  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  const address = await waitListening(backend);
+  // One connection, one in flight, each request answered after 1 s: one is sent, the rest wait.
+  const args = ["test", "--target", address, "--duration", "0.5", "--grace", "2", "--rate", "100"];
+  const load = ["--connections", "1", "--method", "sleep", "--params", "[1000]"];
+  const json = await runProgram([...args, ...load, "--json"], { timeoutMs: RUN_TIMEOUT_MS });
+  const report = parseReport(json.stdout, json.stderr);
+  assert.equal(json.code, 1, json.stderr);
+  assert.equal(report.rate, 100);
+  assert.equal(report.rate_achieved, 2); // 1 request in 0.5 s
+  assert.equal(report.rate_fell_short, true);
+  assert.equal(report.rate_bottleneck, "target");
+  assert.equal(report.passed, false);
+  const text = await runProgram([...args, ...load], { timeoutMs: RUN_TIMEOUT_MS });
+  assert.equal(text.code, 1, text.stderr);
+  assert.match(
+    text.stdout,
+    /Rate +asked 100\/s, achieved 2\/s: the generator could not keep up \(its connections mostly waited/,
+  );
+  assert.match(text.stdout, /Result +FAIL: the rate fell short: asked 100\/s, achieved 2\/s/);
 });
 
 Deno.test("proxy test exits 3 when the target cannot be reached, 2 on bad usage", async () => {

@@ -15,9 +15,11 @@ import {
 } from "../lib/protocol/mod.ts";
 import { LatencyHistogram } from "../lib/loadtest/latency_histogram.ts";
 import { formatProgress, LiveLine } from "../lib/loadtest/live_line.ts";
+import { parsePercentileDistribution } from "../lib/loadtest/percentile_distribution.ts";
 import { CheckCode, LoadGenerator, type LoadResult } from "../lib/loadtest/load_generator.ts";
-import { programCommandLine } from "../lib/loadtest/program_command.ts";
+import { programCommandLine } from "../lib/process/self_command.ts";
 import { buildReport, formatReport, type LoadTestConfig } from "../lib/loadtest/report.ts";
+import { mainShare, parseMixEntry } from "../lib/loadtest/request_mix.ts";
 import { CHAOS_UNSUPPORTED, WorkerKiller } from "../lib/loadtest/worker_killer.ts";
 
 const LOCAL = { transport: "tcp", hostname: "127.0.0.1", port: 0 } as const;
@@ -74,6 +76,64 @@ Deno.test("LatencyHistogram keeps microseconds and clamps what is out of range",
   assertEquals(h.percentile(0), 0);
 });
 
+Deno.test("LatencyHistogram never reports a percentile above max", () => {
+  // 10.001 ms lies in a bucket of 8 µs whose top is 10.007 ms: HDR's
+  // percentile is that top, the max is exact.
+  const h = new LatencyHistogram();
+  for (let i = 0; i < 998; i++) h.record(1);
+  h.record(10.001);
+  h.record(10.001);
+  const s = h.summary();
+  assertEquals(s.max, 10.001);
+  assertEquals(s.p999, 10.001);
+  assertEquals(h.percentile(100), 10.001);
+  assert.ok(s.p50 <= s.p90 && s.p90 <= s.p99 && s.p99 <= s.p999 && s.p999 <= s.max);
+});
+
+Deno.test("LatencyHistogram.percentileDistribution() writes HdrHistogram's text, in ms", () => {
+  const h = new LatencyHistogram();
+  for (let i = 0; i < 1000; i++) h.record(0.1 + i * 0.007);
+  h.record(10.001);
+  const text = h.percentileDistribution();
+  const lines = text.split("\n");
+  assertEquals(lines[0], "       Value     Percentile TotalCount 1/(1-Percentile)");
+  assertEquals(lines[1], "");
+  assert.ok(text.endsWith("]\n"));
+  const d = parsePercentileDistribution(text);
+  assertEquals(d.totalCount, 1001);
+  assertEquals(d.max, 10.001);
+  assertAlmostEquals(d.mean, h.summary().mean, 0.001);
+  assertGreater(d.stdDeviation, 0);
+  assertEquals([d.buckets > 0, d.subBuckets], [true, 2048]);
+  // Rows: value in ms, percentile rising to 1, count rising to the total, 1/(1-p).
+  assertGreater(d.rows.length, 20);
+  assertAlmostEquals(d.rows[0]!.value, 0.1, 0.001);
+  assertEquals([d.rows[0]!.percentile, d.rows[0]!.totalCount, d.rows[0]!.inverse], [0, 1, 1]);
+  for (let i = 1; i < d.rows.length; i++) {
+    const [a, b] = [d.rows[i - 1]!, d.rows[i]!];
+    assert.ok(a.value <= b.value && a.percentile < b.percentile && a.totalCount <= b.totalCount);
+  }
+  const median = d.rows.find((r) => r.percentile === 0.5)!;
+  assertAlmostEquals(median.value, h.percentile(50), 0.01);
+  assertAlmostEquals(median.inverse, 2, 0.001);
+  const last = d.rows.at(-1)!;
+  assertEquals([last.percentile, last.totalCount, last.inverse], [1, 1001, Infinity]);
+});
+
+Deno.test("parsePercentileDistribution() rejects text that is not a percentile distribution", () => {
+  assert.throws(() => parsePercentileDistribution("Value,Percentile\n"), SyntaxError);
+  const text = new LatencyHistogram().percentileDistribution();
+  assertEquals(parsePercentileDistribution(text).rows, []);
+  assert.throws(
+    () => parsePercentileDistribution(text.replace(/#\[Max.*\n/, "")),
+    /missing the footer's max/,
+  );
+  assert.throws(
+    () => parsePercentileDistribution(text + "garbage\n"),
+    /line 6: not a row nor a footer line: "garbage"/,
+  );
+});
+
 Deno.test("LatencyHistogram.summary() is all zeros when empty", () => {
   assertEquals(new LatencyHistogram().summary(), {
     p50: 0,
@@ -111,6 +171,8 @@ function result(over: Partial<LoadResult> = {}): LoadResult {
     requests: 400,
     succeeded: 400,
     sent: 400,
+    measuredSent: 400,
+    heldShare: 0,
     errors: {},
     unanswered: 0,
     connectionDrops: 0,
@@ -197,15 +259,143 @@ Deno.test("buildReport() fails a run in which nothing was answered", () => {
 });
 
 Deno.test("formatReport() says PASS or FAIL with the reasons", () => {
-  const pass = formatReport(buildReport(config({ rate: 1000 }), result()));
+  const pass = formatReport(buildReport(config({ rate: 200 }), result()));
   assert.ok(pass.includes("Requests    400 (200.0/s)"), pass);
-  assert.ok(pass.includes("1,000 requests/s (open loop)"), pass);
+  assert.ok(pass.includes("200 requests/s (open loop)"), pass);
   assert.ok(pass.trimEnd().endsWith("Result      PASS"), pass);
   const fail = formatReport(buildReport(config(), result({ unanswered: 1, connectionDrops: 1 })));
   assert.ok(
     fail.includes("Result      FAIL: 1 request never answered; 1 connection closed by the server"),
     fail,
   );
+});
+
+Deno.test("buildReport() gives the rate achieved and passes when it is the rate asked", () => {
+  const report = buildReport(config({ rate: 200 }), result({ measuredSent: 396 }));
+  assertEquals(report.rate_achieved, 198);
+  assertEquals(report.rate_fell_short, false);
+  assertEquals(report.rate_bottleneck, null);
+  assertEquals(report.passed, true);
+  assert.ok(formatReport(report).includes("Rate        asked 200/s, achieved 198/s\n"));
+  const closed = buildReport(config(), result());
+  assertEquals([closed.rate_achieved, closed.rate_fell_short], [null, false]);
+  assert.ok(!formatReport(closed).includes("Rate "));
+});
+
+Deno.test("buildReport() fails a run whose generator could not keep up with --rate", () => {
+  // 20,000/s asked for 2 s, 23,600 sent: 11,800/s, and the connections had room.
+  const report = buildReport(
+    config({ rate: 20_000 }),
+    result({ measuredSent: 23_600, heldShare: 0.1 }),
+  );
+  assertEquals(report.rate_achieved, 11_800);
+  assertEquals(report.rate_fell_short, true);
+  assertEquals(report.rate_bottleneck, "generator");
+  assertEquals(report.passed, false);
+  assertEquals(report.failures, ["the rate fell short: asked 20,000/s, achieved 11,800/s"]);
+  const text = formatReport(report);
+  assert.ok(
+    text.includes(
+      "Rate        asked 20,000/s, achieved 11,800/s: the generator could not keep up " +
+        "(its connections had room: this process could not send fast enough)",
+    ),
+    text,
+  );
+  const json = JSON.parse(JSON.stringify(report));
+  assertEquals([json.rate_achieved, json.rate_fell_short], [11_800, true]);
+});
+
+Deno.test("buildReport() blames the target when connections waited at their pipeline limit", () => {
+  const report = buildReport(
+    config({ rate: 1000, pipeline: 4 }),
+    result({ measuredSent: 100, heldShare: 0.9 }),
+  );
+  assertEquals(report.rate_bottleneck, "target");
+  assert.ok(
+    formatReport(report).includes(
+      "full with 4 unanswered each: the target answers too slowly for this rate with 2 x 4 in flight",
+    ),
+  );
+});
+
+// --- request mix -----------------------------------------------------------
+
+Deno.test("parseMixEntry() reads METHOD:PARAMS:SHARE%, params as JSON with colons inside", () => {
+  assertEquals(parseMixEntry("spin:[5000]:5%"), { method: "spin", params: [5000], share: 0.05 });
+  assertEquals(parseMixEntry('echo:[{"a":"b:c"}]:12.5%'), {
+    method: "echo",
+    params: [{ a: "b:c" }],
+    share: 0.125,
+  });
+  assertEquals(parseMixEntry("ping:[]:100%").share, 1);
+});
+
+Deno.test("parseMixEntry() rejects what is not METHOD:PARAMS:SHARE%", () => {
+  for (
+    const [text, why] of [
+      ["spin", "missing a part"],
+      ["spin:5%", "missing a part"],
+      [":[1]:5%", "missing a part"],
+      ["spin:[1:5%", "PARAMS is not JSON"],
+      ["spin:5000:5%", "PARAMS is not a JSON array"],
+      ["spin:[1]:5", "SHARE is not a percentage"],
+      ["spin:[1]:0%", "SHARE must be above 0% and at most 100%"],
+      ["spin:[1]:101%", "SHARE must be above 0% and at most 100%"],
+    ]
+  ) {
+    assert.throws(() => parseMixEntry(text!), (err: Error) => {
+      assert.ok(err instanceof SyntaxError);
+      assert.ok(err.message.includes(why!), err.message);
+      return true;
+    });
+  }
+});
+
+Deno.test("mainShare() gives the main request the rest, and refuses over 100% or a repeated method", () => {
+  const spin = { method: "spin", params: [5000], share: 0.05 };
+  assertAlmostEquals(mainShare([spin], "echo"), 0.95, 1e-12);
+  assertEquals(mainShare([], "echo"), 1);
+  assert.throws(
+    () => mainShare([spin, { method: "sleep", params: [1], share: 0.96 }], "echo"),
+    /the shares add up to 101%, above 100%/,
+  );
+  assert.throws(() => mainShare([spin], "spin"), /method spin given twice/);
+});
+
+Deno.test("buildReport() and formatReport() give the latency of each method of a mix", () => {
+  const echo = new LatencyHistogram();
+  const spin = new LatencyHistogram();
+  for (let i = 0; i < 380; i++) echo.record(1);
+  for (let i = 0; i < 20; i++) spin.record(5);
+  const report = buildReport(
+    config({ mix: [{ method: "spin", params: [5000], share: 0.05 }] }),
+    result({
+      byMethod: [
+        { method: "echo", share: 0.95, requests: 380, succeeded: 380, histogram: echo },
+        {
+          method: "spin",
+          params: [5000],
+          share: 0.05,
+          requests: 20,
+          succeeded: 20,
+          histogram: spin,
+        },
+      ],
+    }),
+  );
+  const json = JSON.parse(JSON.stringify(report));
+  assertEquals(json.by_method.map((m: { method: string }) => m.method), ["echo", "spin"]);
+  assertEquals(json.by_method[1].params, [5000]);
+  assertEquals(json.by_method[1].share_pct, 5);
+  assertEquals(json.by_method[1].requests, 20);
+  assertEquals(json.by_method[1].latency_ms.p99, 5);
+  assertEquals(json.by_method[0].latency_ms.p99, 1);
+  assert.ok(!("params" in json.by_method[0]));
+  const text = formatReport(report);
+  assert.ok(text.includes("echo with 64 B payloads, mixed with spin(5000) 5.0%;"), text);
+  assert.ok(text.includes("            echo (95.0%, 380): p50 1.000"), text);
+  assert.ok(text.includes("            spin (5.0%, 20): p50 5.000"), text);
+  assert.ok(!("by_method" in buildReport(config(), result())));
 });
 
 // --- generator against in-process servers ----------------------------------
@@ -237,6 +427,61 @@ Deno.test("LoadGenerator checks echoes and counts every answer once", async () =
   assertEquals(r.sent, r.requests); // no warm-up: every request sent is measured
   assertEquals(r.histogram.count, r.requests);
   assertAlmostEquals(r.durationMs, 300, 50);
+});
+
+Deno.test("LoadGenerator sends a mix in the shares drawn, and measures each method apart", async () => {
+  const spun: unknown[][] = [];
+  await using server = await backend({
+    echo: (x) => x,
+    spin: (...params) => {
+      spun.push(params);
+      return "done";
+    },
+  });
+  // A fixed cycle of "random" numbers: one in four is below the 25 % of spin.
+  const cycle = [0.1, 0.5, 0.7, 0.9];
+  let calls = 0;
+  let picked = 0;
+  const r = await new LoadGenerator({
+    address: server.address,
+    connections: 2,
+    pipeline: 4,
+    durationMs: 200,
+    mix: [{ method: "spin", params: [7, "x"], share: 0.25 }],
+    random: () => {
+      const n = cycle[calls++ % cycle.length]!;
+      if (n < 0.25) picked++;
+      return n;
+    },
+  }).run();
+  assertEquals(r.errors, {}); // echoes still checked, spin answers not compared
+  assertEquals(r.unanswered, 0);
+  assertEquals(calls, r.sent);
+  const [echo, spin] = r.byMethod!;
+  assertEquals([echo!.method, echo!.share, spin!.method, spin!.share], [
+    "echo",
+    0.75,
+    "spin",
+    0.25,
+  ]);
+  assertEquals(spin!.requests, picked);
+  assertEquals(spun.length, picked);
+  assert.deepEqual(spun[0], [7, "x"]);
+  assertEquals(echo!.requests + spin!.requests, r.requests);
+  assertEquals(echo!.histogram.count + spin!.histogram.count, r.histogram.count);
+  assertEquals(echo!.succeeded, echo!.requests);
+});
+
+Deno.test("LoadGenerator refuses a mix over 100%", () => {
+  assert.throws(
+    () =>
+      new LoadGenerator({
+        address: LOCAL,
+        durationMs: 1,
+        mix: [{ method: "a", params: [], share: 0.6 }, { method: "b", params: [], share: 0.6 }],
+      }),
+    RangeError,
+  );
 });
 
 Deno.test("LoadGenerator leaves warm-up requests out of the measurements", async () => {
@@ -281,6 +526,26 @@ Deno.test("LoadGenerator counts error answers by their code", async () => {
   assertEquals(r.errors, { HANDLER_ERROR: r.requests });
 });
 
+Deno.test("LoadGenerator in open loop counts time held back by a target that does not answer", async () => {
+  await using server = await backend({ hang: () => new Promise(() => {}) });
+  const r = await new LoadGenerator({
+    address: server.address,
+    connections: 2,
+    pipeline: 1,
+    durationMs: 200,
+    graceMs: 50,
+    rate: 1000,
+    method: "hang",
+    params: [],
+  }).run();
+  // One request per connection, then every later one is due and held back.
+  assertEquals(r.measuredSent, 2);
+  assertGreater(r.heldShare, 0.8);
+  const report = buildReport(config({ rate: 1000, connections: 2 }), r);
+  assertEquals(report.rate_fell_short, true);
+  assertEquals(report.rate_bottleneck, "target");
+});
+
 Deno.test("LoadGenerator sends at the fixed rate in open loop", async () => {
   await using server = await backend({ echo: (x) => x });
   const r = await new LoadGenerator({
@@ -291,6 +556,8 @@ Deno.test("LoadGenerator sends at the fixed rate in open loop", async () => {
   }).run();
   // 400/s for 0.5 s: 200 requests, give or take the last tick.
   assertAlmostEquals(r.requests, 200, 5);
+  assertAlmostEquals(r.measuredSent, 200, 5);
+  assert.ok(r.heldShare < 0.5, `heldShare ${r.heldShare}`);
   assertEquals(r.unanswered, 0);
 });
 

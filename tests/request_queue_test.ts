@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Requester } from "../lib/pool/call.ts";
+import type { Requester } from "../lib/dispatch/call.ts";
 import { type QueuedRequest, RequestQueue } from "../lib/pool/request_queue.ts";
 
 const requester: Requester = { closed: false, deliver() {}, fail() {} };

@@ -4,7 +4,7 @@ import {
   splitCommand,
   WORKER_SOCKET_ENV,
   workerCommandLine,
-} from "../lib/pool/worker_command.ts";
+} from "../lib/process/self_command.ts";
 
 Deno.test("workerCommandLine() re-invokes a compiled binary directly with backend args", () => {
   const line = workerCommandLine({

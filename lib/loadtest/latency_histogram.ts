@@ -85,7 +85,8 @@ export class LatencyHistogram {
   }
 
   /**
-   * The latency at `percentile` (0 to 100), in milliseconds.
+   * The latency at `percentile` (0 to 100), in milliseconds, never above
+   * the largest value recorded.
    *
    * @throws {RangeError} When `percentile` is out of range.
    */
@@ -93,20 +94,43 @@ export class LatencyHistogram {
     if (!(percentile >= 0 && percentile <= 100)) {
       throw new RangeError(`Cannot read percentile: expected 0 to 100, got ${percentile}`);
     }
-    return this.#histogram.getValueAtPercentile(percentile) / 1000;
+    return this.#valueAt(percentile) / 1000;
   }
 
-  /** Percentiles, max and mean in milliseconds; all 0 when empty. */
+  /** Percentiles, max and mean in milliseconds; all 0 when empty. No percentile exceeds max. */
   summary(): LatencySummary {
     const h = this.#histogram;
     if (h.totalCount === 0) return { p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
     return {
-      p50: h.getValueAtPercentile(50) / 1000,
-      p90: h.getValueAtPercentile(90) / 1000,
-      p99: h.getValueAtPercentile(99) / 1000,
-      p999: h.getValueAtPercentile(99.9) / 1000,
+      p50: this.#valueAt(50) / 1000,
+      p90: this.#valueAt(90) / 1000,
+      p99: this.#valueAt(99) / 1000,
+      p999: this.#valueAt(99.9) / 1000,
       max: h.maxValue / 1000,
       mean: h.mean / 1000,
     };
+  }
+
+  /**
+   * HdrHistogram's standard percentile-distribution text, values in
+   * milliseconds: the header, one row per percentile step (value,
+   * percentile, total count, 1/(1-percentile)), then the `#[Mean ...`,
+   * `#[Max ...` and `#[Buckets ...` footer lines. HdrHistogram's plotter
+   * reads it. As HdrHistogram writes it, a row's value is the top of its
+   * bucket, so the last rows may exceed the footer's exact max by up to 0.1 %.
+   *
+   * @param ticksPerHalfDistance Rows per halving of the distance to 100 %.
+   * @default {5}
+   * @returns The text, ending with a newline.
+   */
+  percentileDistribution(ticksPerHalfDistance = 5): string {
+    return this.#histogram.outputPercentileDistribution(ticksPerHalfDistance, 1000);
+  }
+
+  // HDR answers the top of the value's bucket (up to 0.1 % above what was
+  // recorded) while max is exact: clamp, so p99.9 never reads above max.
+  #valueAt(percentile: number): number {
+    const h = this.#histogram;
+    return Math.min(h.getValueAtPercentile(percentile), h.maxValue);
   }
 }

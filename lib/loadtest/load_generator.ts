@@ -28,6 +28,7 @@ import {
   toWireError,
 } from "../protocol/mod.ts";
 import { LatencyHistogram } from "./latency_histogram.ts";
+import { mainShare, type MixEntry } from "./request_mix.ts";
 
 /** Codes the generator itself gives to wrong answers. */
 export const CheckCode = {
@@ -72,12 +73,36 @@ export interface LoadGeneratorOptions {
    * than `pipeline` in flight (closed loop).
    */
   rate?: number;
+  /**
+   * Other requests mixed in, each with its share of all requests (chosen at
+   * random per request); the main request (`method`) gets the rest.
+   * Latencies are then also reported per method.
+   */
+  mix?: MixEntry[];
+  /** Random numbers in [0, 1) that pick each request of the mix. @default {Math.random} */
+  random?: () => number;
   /** Largest answer accepted. @default {8388608} */
   maxMessageSize?: number;
   /** Stops sending early; answers still due get the grace period. */
   signal?: AbortSignal;
   /** Opens a connection. @default {connect from lib/net/address.ts} */
   connect?: (address: Address) => Promise<Deno.Conn>;
+}
+
+/** The measurements of one method of a mix. */
+export interface MethodResult {
+  /** The method. */
+  method: string;
+  /** Its params, for a method of the mix (absent for the main request). */
+  params?: unknown[];
+  /** Its share of the requests, as asked (0 to 1). */
+  share: number;
+  /** Measured requests of this method answered. */
+  requests: number;
+  /** Of those, the ones answered successfully. */
+  succeeded: number;
+  /** Their latencies. */
+  histogram: LatencyHistogram;
 }
 
 /** What {@linkcode LoadGenerator.run} measured. */
@@ -88,6 +113,17 @@ export interface LoadResult {
   succeeded: number;
   /** Requests sent in all, warm-up included. */
   sent: number;
+  /**
+   * Requests sent after the warm-up (answered or not); in open loop, those
+   * due in the measured time that were sent, to compare with the rate asked.
+   */
+  measuredSent: number;
+  /**
+   * Open loop: the share (0 to 1) of the measured time in which connections
+   * held a due request back because they already had `pipeline` unanswered;
+   * near 1 when the target answers too slowly for the rate. 0 in closed loop.
+   */
+  heldShare: number;
   /**
    * Wrong or error answers by code, warm-up included: a fault is never
    * hidden by the warm-up.
@@ -103,6 +139,15 @@ export interface LoadResult {
   histogram: LatencyHistogram;
   /** True when stopped early by the signal. */
   aborted: boolean;
+  /** With a mix: the main request first, then each method of the mix. */
+  byMethod?: MethodResult[];
+}
+
+// A request of the mix, encoded once for all connections.
+interface MixKind {
+  template: Uint8Array;
+  tail: number;
+  upTo: number; // picked when random() < upTo (cumulative share)
 }
 
 // What the connections share with the generator.
@@ -117,6 +162,8 @@ interface Run {
   connections: number;
   outstanding: number;
   sent: number;
+  measuredSent: number;
+  heldMs: number; // rate mode: connection-milliseconds with a due request held back, measured
   answered: number;
   requests: number;
   succeeded: number;
@@ -125,6 +172,9 @@ interface Run {
   errorCount: number;
   errors: Map<string, number>;
   histogram: LatencyHistogram;
+  mix: MixKind[]; // kinds 1..n; kind 0 is the main request
+  random: () => number;
+  byMethod: MethodResult[]; // by kind, when there is a mix
   maxMessageSize: number | undefined;
   address: Address;
   connect: (address: Address) => Promise<Deno.Conn>;
@@ -148,11 +198,13 @@ class LoadConnection {
   readonly #expected: Uint8Array; // the payload's encoding, as the result must be
   readonly #idBytes: number;
   readonly #pending = new Map<number, number>(); // msgid -> time sent (or due)
+  readonly #pendingKind = new Map<number, number>(); // msgid -> kind, with a mix only
   readonly #envelope: Envelope = createEnvelope();
   #conn: FrameConnection | null = null;
   #nextId = 0;
   #nextDue = 0; // rate mode: index of the next scheduled request
-  #fullSince = -1; // rate mode: when the connection last reached its cap
+  #fullSince = -1; // rate mode: since when requests due have been held back by the cap
+  #fullAt = -1; // rate mode: when the connection last reached its cap
 
   constructor(
     run: Run,
@@ -230,19 +282,37 @@ class LoadConnection {
     }
     // Full now; when the backlog refilled it, it has been held back since blockedSince.
     this.#fullSince = blockedSince >= 0 ? blockedSince : now;
+    this.#fullAt = now;
   }
 
   #send(at: number): void {
+    const run = this.#run;
     const id = this.#nextId;
     this.#nextId = (id + 1) >>> 0;
+    this.#pending.set(id, at);
+    run.outstanding++;
+    run.sent++;
+    if (at >= run.measureStart) run.measuredSent++;
+    const kind = run.mix.length === 0 ? 0 : this.#pickKind();
+    if (kind > 0) {
+      const mixed = run.mix[kind - 1]!;
+      this.#pendingKind.set(id, kind);
+      this.#conn!.writeWithMsgid(REQUEST, id, mixed.template, mixed.tail);
+      return;
+    }
+    if (run.mix.length > 0) this.#pendingKind.set(id, 0);
     const t = this.#template;
     // The msgid travels in the payload too, so an answer meant for another
     // request of this connection is caught as a mismatch.
     for (let j = 0; j < this.#idBytes; j++) t[this.#payloadAt + j] = (id >>> (8 * j)) & 0xff;
-    this.#pending.set(id, at);
-    this.#run.outstanding++;
-    this.#run.sent++;
     this.#conn!.writeWithMsgid(REQUEST, id, t, this.#tail);
+  }
+
+  #pickKind(): number {
+    const r = this.#run.random();
+    const mix = this.#run.mix;
+    for (let k = 0; k < mix.length; k++) if (r < mix[k]!.upTo) return k + 1;
+    return 0;
   }
 
   #onFrame(frame: Uint8Array): void {
@@ -264,20 +334,49 @@ class LoadConnection {
       countError(run, CheckCode.BAD_MSGID);
       return;
     }
-    const blockedSince = this.#pending.size >= run.pipeline ? this.#fullSince : -1;
+    const wasFull = this.#pending.size >= run.pipeline;
+    const blockedSince = wasFull ? this.#fullSince : -1;
     this.#pending.delete(msgid);
+    let kind = 0;
+    if (run.mix.length > 0) {
+      kind = this.#pendingKind.get(msgid) ?? 0;
+      this.#pendingKind.delete(msgid);
+    }
     run.outstanding--;
     run.answered++;
     const now = performance.now();
-    const code = this.#verify(frame, env.tail, msgid);
+    if (wasFull && run.interval > 0 && run.sending) this.#countHeld(now);
+    const code = kind === 0 ? this.#verify(frame, env.tail, msgid) : frame[env.tail] === 0xc0 // error slot nil: the answer of a mixed request is not compared
+      ? null
+      : this.#verifySlowly(frame, msgid, false);
     if (code !== null) countError(run, code);
     if (sentAt >= run.measureStart) {
       run.requests++;
       if (code === null) run.succeeded++;
       run.histogram.record(now - sentAt);
+      if (run.mix.length > 0) {
+        const m = run.byMethod[kind]!;
+        m.requests++;
+        if (code === null) m.succeeded++;
+        m.histogram.record(now - sentAt);
+      }
     }
     if (run.sending) this.fill(now, blockedSince);
     else if (run.outstanding === 0) run.onSettled();
+  }
+
+  /** Rate mode, when sending stops: counts what this connection has held back until then. */
+  endHeldPeriod(end: number): void {
+    if (this.#run.interval > 0 && this.#pending.size >= this.#run.pipeline) this.#countHeld(end);
+  }
+
+  // The connection was full from #fullAt to `to`; requests were held back
+  // from the first due time in that span (the schedule stood still meanwhile).
+  #countHeld(to: number): void {
+    const run = this.#run;
+    const due = run.t0 + (this.#nextDue + this.#index / run.connections) * run.interval;
+    const from = Math.max(this.#fullAt, due, run.measureStart);
+    run.heldMs += Math.max(0, Math.min(to, run.sendEnd) - from);
   }
 
   // null when the answer is right, else the code to count it under.
@@ -304,7 +403,7 @@ class LoadConnection {
 
   // Decodes the whole answer: an error's code, or a result encoded
   // differently (but equal) from how we encoded the payload.
-  #verifySlowly(frame: Uint8Array, msgid: number): string | null {
+  #verifySlowly(frame: Uint8Array, msgid: number, check = this.#check): string | null {
     let msg;
     try {
       msg = decodeMessage(frame);
@@ -313,7 +412,7 @@ class LoadConnection {
     }
     if (msg.type !== RESPONSE) return CheckCode.INVALID_RESPONSE;
     if (msg.error !== null && msg.error !== undefined) return toWireError(msg.error).code;
-    if (!this.#check) return null;
+    if (!check) return null;
     const result = msg.result;
     if (!(result instanceof Uint8Array) || result.length !== this.#payloadBytes) {
       return CheckCode.PAYLOAD_MISMATCH;
@@ -336,6 +435,7 @@ class LoadConnection {
     run.unanswered += this.#pending.size;
     run.outstanding -= this.#pending.size;
     this.#pending.clear();
+    this.#pendingKind.clear();
     if (!run.sending) {
       if (run.outstanding === 0) run.onSettled();
       return;
@@ -400,7 +500,8 @@ export class LoadGenerator {
 
   /**
    * @param options Target, shape and length of the load.
-   * @throws {RangeError} On a non-positive count, duration or rate.
+   * @throws {RangeError} On a non-positive count, duration or rate; on a mix
+   * whose shares add up to more than 100 % or that repeats a method.
    */
   constructor(options: LoadGeneratorOptions) {
     this.#options = options;
@@ -420,6 +521,27 @@ export class LoadGenerator {
         `Cannot create load: payloadBytes must be 0 or more, got ${payloadBytes}`,
       );
     }
+    const method = options.method ?? "echo";
+    const mixEntries = options.mix ?? [];
+    const share = mainShare(mixEntries, method);
+    const mix: MixKind[] = [];
+    let upTo = 0;
+    for (const entry of mixEntries) {
+      const template = encodeRequest(0, entry.method, entry.params);
+      upTo += entry.share;
+      mix.push({ template, tail: readEnvelope(template, createEnvelope()).tail, upTo });
+    }
+    const byMethod: MethodResult[] = mixEntries.length === 0 ? [] : [
+      { method, share, requests: 0, succeeded: 0, histogram: new LatencyHistogram() },
+      ...mixEntries.map((e) => ({
+        method: e.method,
+        params: e.params,
+        share: e.share,
+        requests: 0,
+        succeeded: 0,
+        histogram: new LatencyHistogram(),
+      })),
+    ];
     this.#run = {
       sending: false,
       finished: false,
@@ -431,6 +553,8 @@ export class LoadGenerator {
       connections,
       outstanding: 0,
       sent: 0,
+      measuredSent: 0,
+      heldMs: 0,
       answered: 0,
       requests: 0,
       succeeded: 0,
@@ -439,6 +563,9 @@ export class LoadGenerator {
       errorCount: 0,
       errors: new Map(),
       histogram: new LatencyHistogram(),
+      mix,
+      random: options.random ?? Math.random,
+      byMethod,
       maxMessageSize: options.maxMessageSize,
       address: options.address,
       connect: options.connect ?? connectAddress,
@@ -446,7 +573,7 @@ export class LoadGenerator {
     };
     for (let i = 0; i < connections; i++) {
       this.#conns.push(
-        new LoadConnection(this.#run, i, options.method ?? "echo", options.params, payloadBytes),
+        new LoadConnection(this.#run, i, method, options.params, payloadBytes),
       );
     }
   }
@@ -533,6 +660,7 @@ export class LoadGenerator {
       if (!run.sending) return;
       run.sending = false;
       run.sendEnd = Math.min(run.sendEnd, performance.now());
+      for (const c of this.#conns) c.endHeldPeriod(run.sendEnd);
       clearInterval(ticker);
       clearTimeout(endTimer);
       options.signal?.removeEventListener("abort", onAbort);
@@ -558,16 +686,20 @@ export class LoadGenerator {
       c.close();
     }
     run.outstanding = 0;
+    const measuredMs = Math.max(0, run.sendEnd - run.measureStart);
     return {
       requests: run.requests,
       succeeded: run.succeeded,
       sent: run.sent,
+      measuredSent: run.measuredSent,
+      heldShare: measuredMs > 0 ? Math.min(1, run.heldMs / (measuredMs * run.connections)) : 0,
       errors: Object.fromEntries(run.errors),
       unanswered,
       connectionDrops: run.drops,
-      durationMs: Math.max(0, run.sendEnd - run.measureStart),
+      durationMs: measuredMs,
       histogram: run.histogram,
       aborted,
+      ...(run.byMethod.length > 0 ? { byMethod: run.byMethod } : {}),
     };
   }
 }

@@ -5,8 +5,9 @@
  * @module
  */
 
-import type { LatencySummary } from "./latency_histogram.ts";
+import type { LatencyHistogram, LatencySummary } from "./latency_histogram.ts";
 import type { LoadResult } from "./load_generator.ts";
+import type { MixEntry } from "./request_mix.ts";
 
 /** What was asked of the run, as the report repeats it. */
 export interface LoadTestConfig {
@@ -32,6 +33,8 @@ export interface LoadTestConfig {
   chaosMs: number | null;
   /** Error codes the run provokes on purpose (WORKER_EXITED under chaos is added). */
   expectedErrors: string[];
+  /** Other requests mixed in (`--mix`). */
+  mix?: MixEntry[];
 }
 
 /** What the chaos did. */
@@ -60,6 +63,21 @@ export interface ReportExtras {
   proxyExit?: ProxyExit;
 }
 
+/** The measurements of one method of a mix, in the report. */
+export interface MethodReport {
+  method: string;
+  /** Params of a method of the mix (absent for the main request). */
+  params?: unknown[];
+  /** Its share of the requests, as asked, in percent. */
+  share_pct: number;
+  /** Measured requests of this method answered. */
+  requests: number;
+  /** Of those, answered successfully. */
+  succeeded: number;
+  /** Their latency in milliseconds. */
+  latency_ms: LatencySummary;
+}
+
 /** The report; its JSON form is what `proxy test --json` prints. */
 export interface LoadReport {
   target: string;
@@ -70,6 +88,20 @@ export interface LoadReport {
   connections: number;
   pipeline: number;
   rate: number | null;
+  /** Open loop: requests sent per second of measured time, to compare with `rate`; else null. */
+  rate_achieved: number | null;
+  /**
+   * Open loop: true when fewer than {@linkcode RATE_TOLERANCE} of the
+   * requests due were sent (the run then fails: its latencies are those of a
+   * lighter load than asked).
+   */
+  rate_fell_short: boolean;
+  /**
+   * When the rate fell short, which side held it back: `target` when
+   * connections mostly waited with `pipeline` requests unanswered, else
+   * `generator` (this process could not send fast enough); null otherwise.
+   */
+  rate_bottleneck: "target" | "generator" | null;
   warmup_s: number;
   /** Seconds of measured load. */
   duration_s: number;
@@ -89,6 +121,8 @@ export interface LoadReport {
   connection_drops: number;
   /** Latency of the measured answers, in milliseconds. */
   latency_ms: LatencySummary;
+  /** With `--mix`: the main request first, then each method mixed in. */
+  by_method?: MethodReport[];
   /** Workers killed by `--chaos`. */
   crashes?: number;
   /** Requests answered `WORKER_EXITED` (with `--chaos`). */
@@ -107,6 +141,35 @@ export interface LoadReport {
 
 /** The code the proxy answers for requests lost with their worker. */
 export const WORKER_EXITED = "WORKER_EXITED";
+
+/**
+ * The share of the requests due under `--rate` that must have been sent
+ * for the run to pass; the last timer tick may miss a few.
+ */
+export const RATE_TOLERANCE = 0.95;
+
+/** What became of the asked rate: null in closed loop. */
+interface RateOutcome {
+  achieved: number;
+  fellShort: boolean;
+  bottleneck: "target" | "generator" | null;
+}
+
+function rateOutcome(
+  rate: number | null,
+  result: Pick<LoadResult, "measuredSent" | "heldShare" | "durationMs">,
+): RateOutcome | null {
+  if (rate === null) return null;
+  const durationS = result.durationMs / 1000;
+  const achieved = durationS > 0 ? result.measuredSent / durationS : 0;
+  // One request of slack: a short run at a low rate has few due.
+  const fellShort = durationS > 0 && result.measuredSent + 1 < RATE_TOLERANCE * rate * durationS;
+  return {
+    achieved,
+    fellShort,
+    bottleneck: fellShort ? (result.heldShare >= 0.5 ? "target" : "generator") : null,
+  };
+}
 
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
@@ -132,9 +195,10 @@ export function expectedCodes(
 /**
  * Builds the report of a run and its verdict: it passes only when every
  * request was answered, no error other than the expected ones occurred, no
- * connection dropped, at least one request was answered, and (when asked)
- * the chaos killed at least one worker and the self-started proxy stopped
- * cleanly.
+ * connection dropped, at least one request was answered, under `rate` at
+ * least {@linkcode RATE_TOLERANCE} of the requests due were sent, and (when
+ * asked) the chaos killed at least one worker and the self-started proxy
+ * stopped cleanly.
  *
  * @param config What was asked.
  * @param result What the load generator measured.
@@ -149,8 +213,9 @@ export function expectedCodes(
  *   target: "127.0.0.1:8080", selfStarted: false, workers: null, method: "echo", payloadBytes: 64,
  *   connections: 1, pipeline: 1, rate: null, warmupMs: 0, chaosMs: null, expectedErrors: [],
  * }, {
- *   requests: 100, succeeded: 100, sent: 100, errors: {}, unanswered: 0, connectionDrops: 0,
- *   durationMs: 1000, histogram: new LatencyHistogram(), aborted: false,
+ *   requests: 100, succeeded: 100, sent: 100, measuredSent: 100, heldShare: 0, errors: {},
+ *   unanswered: 0, connectionDrops: 0, durationMs: 1000, histogram: new LatencyHistogram(),
+ *   aborted: false,
  * });
  * console.log(report.rps, report.passed); // 100 true
  * ```
@@ -162,7 +227,7 @@ export function buildReport(
 ): LoadReport {
   const expected = expectedCodes(config);
   const durationS = result.durationMs / 1000;
-  const latency = result.histogram.summary();
+  const rate = rateOutcome(config.rate, result);
   const failures: string[] = [];
   if (result.requests === 0) failures.push("no request was answered");
   if (result.unanswered > 0) {
@@ -187,6 +252,11 @@ export function buildReport(
       `--chaos killed no worker${extras.chaos.lastError ? ` (${extras.chaos.lastError})` : ""}`,
     );
   }
+  if (rate?.fellShort) {
+    failures.push(
+      `the rate fell short: asked ${fmt(config.rate ?? 0)}/s, achieved ${fmt(rate.achieved)}/s`,
+    );
+  }
   if (extras.proxyExit) {
     if (extras.proxyExit.killed) {
       failures.push("the proxy did not stop on SIGTERM in time and was killed");
@@ -203,6 +273,9 @@ export function buildReport(
     connections: config.connections,
     pipeline: config.pipeline,
     rate: config.rate,
+    rate_achieved: rate ? round(rate.achieved, 1) : null,
+    rate_fell_short: rate?.fellShort ?? false,
+    rate_bottleneck: rate?.bottleneck ?? null,
     warmup_s: round(config.warmupMs / 1000, 3),
     duration_s: round(durationS, 3),
     requests: result.requests,
@@ -214,14 +287,7 @@ export function buildReport(
     ),
     unanswered: result.unanswered,
     connection_drops: result.connectionDrops,
-    latency_ms: {
-      p50: round(latency.p50, 3),
-      p90: round(latency.p90, 3),
-      p99: round(latency.p99, 3),
-      p999: round(latency.p999, 3),
-      max: round(latency.max, 3),
-      mean: round(latency.mean, 3),
-    },
+    latency_ms: roundedLatency(result.histogram),
     expected_errors: expected,
     aborted: result.aborted,
     passed: failures.length === 0,
@@ -232,7 +298,29 @@ export function buildReport(
     report.worker_exited = result.errors[WORKER_EXITED] ?? 0;
   }
   if (extras.proxyExit) report.proxy_exit_code = extras.proxyExit.code;
+  if (result.byMethod) {
+    report.by_method = result.byMethod.map((m) => ({
+      method: m.method,
+      ...(m.params ? { params: m.params } : {}),
+      share_pct: round(m.share * 100, 3),
+      requests: m.requests,
+      succeeded: m.succeeded,
+      latency_ms: roundedLatency(m.histogram),
+    }));
+  }
   return report;
+}
+
+function roundedLatency(histogram: LatencyHistogram): LatencySummary {
+  const l = histogram.summary();
+  return {
+    p50: round(l.p50, 3),
+    p90: round(l.p90, 3),
+    p99: round(l.p99, 3),
+    p999: round(l.p999, 3),
+    max: round(l.max, 3),
+    mean: round(l.mean, 3),
+  };
 }
 
 function fmt(n: number, digits = 0): string {
@@ -244,6 +332,17 @@ function fmt(n: number, digits = 0): string {
 
 function ms(n: number): string {
   return n >= 100 ? fmt(n, 1) : n.toFixed(3);
+}
+
+function rateLine(report: LoadReport, asked: number, achieved: number): string {
+  const line = `asked ${fmt(asked)}/s, achieved ${fmt(achieved)}/s`;
+  if (report.rate_bottleneck === null) return line;
+  const why = report.rate_bottleneck === "target"
+    ? `its connections mostly waited, full with ${report.pipeline} unanswered each: the ` +
+      `target answers too slowly for this rate with ${report.connections} x ${report.pipeline} ` +
+      "in flight"
+    : "its connections had room: this process could not send fast enough";
+  return `${line}: the generator could not keep up (${why})`;
 }
 
 /**
@@ -270,19 +369,32 @@ export function formatReport(report: LoadReport): string {
   const pace = report.rate === null
     ? "as fast as answered"
     : `${fmt(report.rate)} requests/s (open loop)`;
-  add("Load", `${what}; ${shape}; ${pace}`);
+  const mixed = (report.by_method ?? []).slice(1).map((m) =>
+    `${m.method}(${JSON.stringify(m.params ?? []).slice(1, -1)}) ${fmt(m.share_pct, 1)}%`
+  );
+  add(
+    "Load",
+    `${what}${mixed.length > 0 ? `, mixed with ${mixed.join(", ")}` : ""}; ${shape}; ${pace}`,
+  );
   add(
     "Duration",
     `${fmt(report.duration_s, 2)} s${
       report.warmup_s > 0 ? ` after ${fmt(report.warmup_s, 2)} s of warm-up` : ""
     }${report.aborted ? " (stopped early)" : ""}`,
   );
+  if (report.rate !== null && report.rate_achieved !== null) {
+    add("Rate", rateLine(report, report.rate, report.rate_achieved));
+  }
   add("Requests", `${fmt(report.requests)} (${fmt(report.rps, 1)}/s)`);
-  const l = report.latency_ms;
-  add(
-    "Latency ms",
-    `p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)}`,
-  );
+  const latencyText = (l: LatencySummary) =>
+    `p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)}`;
+  add("Latency ms", latencyText(report.latency_ms));
+  for (const m of report.by_method ?? []) {
+    add(
+      "",
+      `${m.method} (${fmt(m.share_pct, 1)}%, ${fmt(m.requests)}): ${latencyText(m.latency_ms)}`,
+    );
+  }
   const errors = Object.entries(report.errors);
   add(
     "Errors",

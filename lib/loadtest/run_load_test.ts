@@ -11,6 +11,7 @@ import { LiveLine } from "./live_line.ts";
 import { LoadGenerator } from "./load_generator.ts";
 import { type ServerProcess, startProxy } from "./server_process.ts";
 import { buildReport, type LoadReport, type ReportExtras } from "./report.ts";
+import type { MixEntry } from "./request_mix.ts";
 import { WorkerKiller } from "./worker_killer.ts";
 
 /** Options of {@linkcode runLoadTest}. */
@@ -39,12 +40,20 @@ export interface LoadTestOptions {
   payloadBytes?: number;
   /** Requests per second, open loop. */
   rate?: number;
+  /** Other requests mixed in, each with its share (see {@linkcode MixEntry}). */
+  mix?: MixEntry[];
   /** Milliseconds between worker kills; absent = no chaos. */
   chaosMs?: number;
   /** Error codes provoked on purpose, not held against the run. */
   expectedErrors?: string[];
   /** Largest answer accepted. */
   maxMessageSize?: number;
+  /**
+   * A file to write the measured latencies to, as HdrHistogram's
+   * percentile-distribution text in milliseconds (see
+   * `LatencyHistogram.percentileDistribution`).
+   */
+  hdrOut?: string;
   /** Stops the load early (the report still comes). */
   signal?: AbortSignal;
   /** How to re-invoke this program for the proxy. @default {currentRuntime()} */
@@ -60,6 +69,7 @@ export interface LoadTestOptions {
  * @throws {ProxyError} `CONNECT_FAILED` when the target cannot be reached;
  * `CHAOS_UNSUPPORTED` when `--chaos` cannot work on the target.
  * @throws {Error} When the proxy cannot be started.
+ * @throws {Deno.errors.NotFound} When `hdrOut`'s directory does not exist.
  */
 export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport> {
   let proxy: ServerProcess | null = null;
@@ -93,6 +103,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport>
         "params",
         "payloadBytes",
         "rate",
+        "mix",
         "maxMessageSize",
         "signal",
       ]),
@@ -110,6 +121,9 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport>
     void generator.sendingEnded.then(() => killer?.stop());
     const result = await running;
     live?.stop();
+    if (options.hdrOut !== undefined) {
+      await Deno.writeTextFile(options.hdrOut, result.histogram.percentileDistribution());
+    }
     if (killer) {
       await killer.close();
       extras.chaos = {
@@ -136,6 +150,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport>
         warmupMs: options.warmupMs ?? 0,
         chaosMs: options.chaosMs ?? null,
         expectedErrors: options.expectedErrors ?? [],
+        ...(options.mix ? { mix: options.mix } : {}),
       },
       result,
       extras,

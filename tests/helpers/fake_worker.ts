@@ -8,8 +8,8 @@
 
 import { BackendServer } from "../../lib/backend/backend_server.ts";
 import { builtinMethods, type Methods } from "../../lib/backend/methods.ts";
-import type { Requester } from "../../lib/pool/call.ts";
-import type { ExitStatus, SpawnFn, WorkerProcessHandle } from "../../lib/pool/worker_process.ts";
+import type { Requester } from "../../lib/dispatch/call.ts";
+import type { ExitStatus, SpawnFn, WorkerProcessHandle } from "../../lib/process/spawn.ts";
 import { decodeMessage, type WireError } from "../../lib/protocol/mod.ts";
 
 /** One fake process. */

@@ -1,9 +1,15 @@
 /**
- * Summarises a V8 CPU profile (`deno run --cpu-prof`): self time by
- * function and by kind of code.
+ * A CPU profile of our proxy under load: the proxy run with
+ * `deno run --cpu-prof`, loaded like a cell, and its profile summarised by
+ * self time per function and per kind of code (the summary is pure).
  *
  * @module
  */
+
+import type { Runtime } from "../../lib/process/self_command.ts";
+import { startProxy } from "../../lib/loadtest/server_process.ts";
+import { type CellContext, runCell } from "./cell.ts";
+import type { Shape } from "./plan.ts";
 
 /** The parts of a `.cpuprofile` used here. */
 export interface CpuProfile {
@@ -116,4 +122,52 @@ export function summarizeProfile(profile: CpuProfile, root: string, top = 20): P
     functions: finish([...fn.values()]).slice(0, top),
     categories: finish([...cat.values()]),
   };
+}
+
+/** A profile of the proxy at one shape. */
+export interface ProfileResult {
+  shape: Shape;
+  summary: ProfileSummary;
+  /** Requests/s while profiled. */
+  rps: number;
+}
+
+/**
+ * Loads a proxy started with `--cpu-prof` with echoes at `shape` and
+ * summarises where its time went.
+ *
+ * @param ctx The cells' context; its `dir` receives the profile.
+ * @param shape The load's shape.
+ * @param root The project's file URL prefix, to shorten paths.
+ * @throws {Error} When the proxy wrote no profile.
+ */
+export async function profileProxy(
+  ctx: CellContext,
+  shape: Shape,
+  root: string,
+): Promise<ProfileResult> {
+  const profDir = await Deno.makeTempDir({ dir: ctx.dir, prefix: "prof-" });
+  const profiled: Runtime = {
+    ...ctx.runtime,
+    denoFlags: [...ctx.runtime.denoFlags, "--cpu-prof", `--cpu-prof-dir=${profDir}`],
+  };
+  const proxy = await startProxy({ workers: ctx.options.workers, runtime: profiled });
+  let rps = 0;
+  try {
+    const target = {
+      name: "ours",
+      label: "",
+      address: proxy.address,
+      frontPids: [],
+      workerPids: [],
+    };
+    const cell = await runCell(ctx, target, shape, "echo");
+    rps = cell.report?.rps ?? 0;
+  } finally {
+    await proxy.stop();
+  }
+  const files = [...Deno.readDirSync(profDir)].filter((f) => f.name.endsWith(".cpuprofile"));
+  if (files.length === 0) throw new Error(`Cannot profile: no .cpuprofile in ${profDir}`);
+  const profile = JSON.parse(await Deno.readTextFile(`${profDir}/${files[0]!.name}`)) as CpuProfile;
+  return { shape, summary: summarizeProfile(profile, root, 18), rps };
 }

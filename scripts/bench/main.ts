@@ -1,0 +1,118 @@
+/**
+ * `deno task bench`: the same load (`proxy test`, same payload, same worker
+ * program) at several connection counts and pipeline depths against
+ *
+ * - direct: one worker (`proxy backend --listen 127.0.0.1:0`) without proxy;
+ * - ours: `proxy serve --workers N`, the product as shipped (its own workers
+ *   on unix sockets);
+ * - haproxy: HAProxy in TCP mode, `balance leastconn`, in front of N workers
+ *   started by hand on TCP;
+ * - nginx (when available): nginx's stream module, `least_conn`, in front of
+ *   the same N workers;
+ *
+ * then with a CPU-bound method (`spin`, from `handler.ts`), then with a mix
+ * of cheap echoes and a share of slow `spin` requests; then a CPU profile of
+ * our proxy under load. Writes a Markdown report to `bench/<date>-results.md`
+ * (or `--out`) with a latency-by-percentile chart (SVG) per scenario and
+ * shape next to it. Loopback only; every cell is bounded in time; everything
+ * started is stopped on every path. HAProxy (and nginx with its stream
+ * module) are installed with apt-get when missing, unless `--no-install`.
+ *
+ * This file only reads the flags: `run.ts` does the work.
+ *
+ * @module
+ */
+
+import { Command } from "commander";
+import { duration, intIn } from "../../cli/_options.ts";
+import { Cleanups } from "./cleanups.ts";
+import { log } from "./log.ts";
+import { BENCH_DEFAULTS as D, type BenchOptions } from "./options.ts";
+import { runBench } from "./run.ts";
+
+/** The command line parser of `deno task bench`. */
+export function benchCommand(): Command {
+  return new Command("bench")
+    .description("Benchmark our proxy against a worker directly, HAProxy and nginx, on loopback.")
+    .option(
+      "--cell <duration>",
+      "measured load per cell (bare number: seconds)",
+      duration("s"),
+      D.cell,
+    )
+    .option("--repeat <n>", "runs of each cell (the report gives medians)", intIn(1, 100), D.repeat)
+    .option(
+      "--warmup <duration>",
+      "warm-up per cell (bare number: seconds)",
+      duration("s"),
+      D.warmup,
+    )
+    .option("--workers <n>", "workers behind each proxy", intIn(1, 256), D.workers)
+    .option("--shapes <list>", "echo cells: CONNECTIONSxPIPELINE, comma-separated", D.shapes)
+    .option("--payload <bytes>", "echo payload size", intIn(0, 1 << 20), D.payload)
+    .option("--work-shapes <list>", "shapes of the CPU-bound cells (method spin)", D.workShapes)
+    .option(
+      "--work-us <n>",
+      "microseconds of CPU per request in those cells",
+      intIn(1, 1_000_000),
+      D.workUs,
+    )
+    .option("--no-work", "skip the CPU-bound cells")
+    .option("--mixed-shapes <list>", "shapes of the mixed-cost cells", D.mixedShapes)
+    .option(
+      "--mixed-us <n>",
+      "microseconds of CPU of a slow request there",
+      intIn(1, 1_000_000),
+      D.mixedUs,
+    )
+    .option("--mixed-pct <n>", "percent of slow requests there", intIn(1, 99), D.mixedPct)
+    .option("--no-mixed", "skip the mixed-cost cells")
+    .option(
+      "--haproxy-threads <n>",
+      "HAProxy nbthread (our proxy has one event loop)",
+      intIn(1, 64),
+      D.haproxyThreads,
+    )
+    .option("--no-nginx", "skip nginx")
+    .option("--no-install", "do not apt-get install haproxy or nginx when missing")
+    .option("--no-profile", "skip the CPU profile")
+    .option("--no-charts", "skip the latency-by-percentile charts")
+    .option("--out <file>", "where to write the Markdown (default bench/<date>-results.md)")
+    .exitOverride();
+}
+
+/**
+ * Runs `deno task bench ARGS`.
+ *
+ * @returns The exit code: 0 done, 1 failed, 2 usage, 130 interrupted.
+ */
+export async function main(args: string[]): Promise<number> {
+  const program = benchCommand();
+  try {
+    program.parse(args, { from: "user" });
+  } catch {
+    return 2;
+  }
+  const cleanups = new Cleanups();
+  const stop = () => {
+    log("interrupted: stopping everything");
+    void cleanups.run().then(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  try {
+    await runBench(
+      program.opts<BenchOptions>(),
+      `deno task bench${args.length ? ` ${args.join(" ")}` : ""}`,
+      cleanups,
+    );
+    return 0;
+  } catch (err) {
+    log(err instanceof Error ? err.message : String(err));
+    return 1;
+  } finally {
+    await cleanups.run();
+    Deno.removeSignalListener("SIGINT", stop);
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
