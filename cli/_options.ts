@@ -62,7 +62,9 @@ export async function setUpLogging(opts: { logLevel?: string }): Promise<void> {
 /** Makes `--name` and `--other` exclusive, as a usage error. */
 export function exclusive(cmd: Command, a: string, b: string): void {
   const given = (name: string) => cmd.getOptionValueSource(camel(name)) === "cli";
-  if (given(a) && given(b)) throw new InvalidArgumentError(`give either --${a} or --${b}, not both`);
+  if (given(a) && given(b)) {
+    throw new InvalidArgumentError(`give either --${a} or --${b}, not both`);
+  }
 }
 
 function camel(name: string): string {
@@ -91,7 +93,9 @@ export function duration(bareUnit: "ms" | "s" = "ms"): (v: string) => number {
     try {
       const ms = parseDuration(v, bareUnit);
       if (ms > MAX_DURATION_MS) {
-        throw new RangeError(`expected a duration up to ${formatDuration(MAX_DURATION_MS)}, got "${v}"`);
+        throw new RangeError(
+          `expected a duration up to ${formatDuration(MAX_DURATION_MS)}, got "${v}"`,
+        );
       }
       return ms;
     } catch (err) {

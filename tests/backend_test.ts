@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { pack } from "msgpackr/pack";
+import { encodeValue as pack } from "../lib/protocol/encode.ts";
 import { RpcClient } from "../lib/client/rpc_client.ts";
 import { ErrorCode, ProxyError, RemoteError } from "../lib/protocol/errors.ts";
 import {

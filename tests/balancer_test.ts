@@ -1,33 +1,53 @@
 import assert from "node:assert/strict";
-import { pickLeastInFlight } from "../lib/balancer/least_in_flight.ts";
+import { LeastRequestBalancer } from "../lib/dispatch/balancers/least_request.ts";
+import type { Host } from "../lib/dispatch/host.ts";
+import type { Call } from "../lib/dispatch/call.ts";
 
-Deno.test("pickLeastInFlight() picks the worker with the fewest requests in flight", () => {
-  const workers = [{ inFlight: 3, served: 0 }, { inFlight: 1, served: 50 }, {
-    inFlight: 2,
-    served: 0,
-  }];
-  assert.equal(pickLeastInFlight(workers, 10), 1);
+const CALL = {} as Call;
+
+function host(id: number, load: number, served: number, available = true): Host {
+  return {
+    id,
+    label: `h${id}`,
+    key: undefined,
+    weight: 1,
+    warmth: 1,
+    load,
+    served,
+    latencyMs: 0,
+    available,
+    send() {},
+    notify: () => true,
+  };
+}
+
+Deno.test("least request picks the host with the fewest requests in flight", () => {
+  const hosts = [host(0, 3, 0), host(1, 1, 50), host(2, 2, 0)];
+  assert.equal(new LeastRequestBalancer().pick(hosts, CALL)?.id, 1);
 });
 
-Deno.test("pickLeastInFlight() returns -1 when every worker is at the limit or there is none", () => {
-  assert.equal(pickLeastInFlight([{ inFlight: 4, served: 0 }, { inFlight: 5, served: 0 }], 4), -1);
-  assert.equal(pickLeastInFlight([], 4), -1);
+Deno.test("least request picks nothing when no host is available or there is none", () => {
+  assert.equal(
+    new LeastRequestBalancer().pick([host(0, 4, 0, false), host(1, 5, 0, false)], CALL),
+    null,
+  );
+  assert.equal(new LeastRequestBalancer().pick([], CALL), null);
 });
 
-Deno.test("pickLeastInFlight() breaks ties between two random picks by fewer served", () => {
-  const workers = [{ inFlight: 0, served: 9 }, { inFlight: 0, served: 2 }, {
-    inFlight: 1,
-    served: 0,
-  }];
+Deno.test("least request breaks ties between two random picks by fewer served", () => {
+  const hosts = [host(0, 0, 9), host(1, 0, 2), host(2, 1, 0)];
   // Two tied: whichever is drawn first, the other is the second pick, and the one with fewer served wins.
-  for (const r of [0, 0.3, 0.6, 0.99]) assert.equal(pickLeastInFlight(workers, 8, () => r), 1);
+  for (const r of [0, 0.3, 0.6, 0.99]) {
+    assert.equal(new LeastRequestBalancer(() => r).pick(hosts, CALL)?.id, 1);
+  }
 });
 
-Deno.test("pickLeastInFlight() spreads ties over all tied workers", () => {
-  const workers = Array.from({ length: 8 }, () => ({ inFlight: 0, served: 0 }));
+Deno.test("least request spreads ties over all tied hosts", () => {
+  const hosts = Array.from({ length: 8 }, (_, i) => host(i, 0, 0));
   const seen = new Set<number>();
   let seed = 1;
   const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
-  for (let i = 0; i < 500; i++) seen.add(pickLeastInFlight(workers, 4, random));
+  const balancer = new LeastRequestBalancer(random);
+  for (let i = 0; i < 500; i++) seen.add(balancer.pick(hosts, CALL)!.id);
   assert.equal(seen.size, 8);
 });

@@ -14,7 +14,7 @@ const SUMMARY = /^(\d+) calls \((\d+) failed\) in \d+\.\d{3} s: \d+ calls\/s$/m;
 
 Deno.test("proxy client reads one call per line of stdin and prints each result", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   const script = [
     "ping",
@@ -35,7 +35,7 @@ Deno.test("proxy client reads one call per line of stdin and prints each result"
 
 Deno.test("proxy client in script mode reports failed lines, goes on, and exits 1", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   const script = 'fail first\necho "unterminated\nnope\necho last'; // no final newline
   const result = await runProgram(["client", address], { stdin: script });
@@ -50,7 +50,7 @@ Deno.test("proxy client in script mode reports failed lines, goes on, and exits 
 
 Deno.test("proxy client in script mode exits 3 when the connection drops", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   const result = await runProgram(["client", address], { stdin: "ping\ncrash\nping\n" });
   assert.equal(result.code, 3);
@@ -60,13 +60,13 @@ Deno.test("proxy client in script mode exits 3 when the connection drops", async
 
 Deno.test("proxy client with an empty stdin makes no call and exits 0", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const result = await runProgram(["client", await waitListening(backend)], { stdin: "" });
   assert.deepEqual(result, { code: 0, stdout: "", stderr: "" });
 });
 
 Deno.test("proxy client --repeat N calls N times and prints the summary on stderr", async () => {
-  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--listen", "127.0.0.1:0"]);
   const { hostname, port } = splitHostPort(await waitListening(backend));
   const [loud, quiet, failing] = await Promise.all([
     runProgram(["client", hostname, String(port), "echo", "hi", "--repeat", "25"]),
@@ -90,7 +90,7 @@ Deno.test("proxy client --repeat N calls N times and prints the summary on stder
 
 Deno.test("proxy client --loop calls until SIGINT, then prints the summary and exits 0", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   await using loop = spawnProgram(["client", address, "ping", "--loop"]);
   await loop.waitForLine(/^"pong"$/, { stream: "stdout", from: 2 }); // a few calls made
@@ -122,7 +122,7 @@ Deno.test("proxy client exits 3 with a clear message when the connection is refu
 
 Deno.test("proxy client exits 4 when --timeout passes without an answer", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   const started = performance.now();
   const result = await runProgram(["client", "--timeout", "200ms", address, "sleep", "5000"]);
@@ -183,7 +183,7 @@ Deno.test("proxy client --help and proxy --version exit 0", async () => {
 
 Deno.test("proxy client on a terminal prompts, calls each line and recalls history with the Up arrow", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   // `script` gives the client a pseudo-terminal, as a person's shell would.
   const command = [Deno.execPath(), ...programArgs("client", address)].map((a) => `'${a}'`).join(

@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import { pack } from "msgpackr/pack";
-import { Unpackr } from "msgpackr/unpack";
 import {
   createEnvelope,
   MAX_ENVELOPE_HEAD,
@@ -18,9 +16,11 @@ import {
   RESPONSE,
 } from "../lib/protocol/message.ts";
 
-const unpackr = new Unpackr(
-  { useRecords: false, int64AsType: "number" } as ConstructorParameters<typeof Unpackr>[0],
-);
+import { decodeValue } from "../lib/protocol/decode.ts";
+import { encodeValue } from "../lib/protocol/encode.ts";
+
+const pack = (value: unknown) => encodeValue(value);
+const unpackr = { unpack: (bytes: Uint8Array) => decodeValue(bytes) };
 
 const MSGIDS = [
   0,
@@ -65,7 +65,7 @@ function withMsgid(frame: Uint8Array, msgid: number): Uint8Array {
   return out.subarray(0, off + frame.length - env.tail);
 }
 
-Deno.test("readEnvelope() reads type, msgid and method of requests encoded by msgpackr", () => {
+Deno.test("readEnvelope() reads type, msgid and method of requests encoded by the codec", () => {
   for (const msgid of MSGIDS) {
     const env = readEnvelope(pack([0, msgid, "echo", ["x", 1]]), createEnvelope());
     assert.equal(env.type, REQUEST);
@@ -74,7 +74,7 @@ Deno.test("readEnvelope() reads type, msgid and method of requests encoded by ms
   }
 });
 
-Deno.test("readEnvelope() reads the msgid of responses encoded by msgpackr", () => {
+Deno.test("readEnvelope() reads the msgid of responses encoded by the codec", () => {
   for (const msgid of MSGIDS) {
     const env = readEnvelope(pack([1, msgid, null, { big: "r".repeat(500) }]), createEnvelope());
     assert.equal(env.type, RESPONSE);
@@ -85,7 +85,13 @@ Deno.test("readEnvelope() reads the msgid of responses encoded by msgpackr", () 
 
 Deno.test("readEnvelope() reads notifications with msgid -1", () => {
   const env = readEnvelope(pack([2, "shutdown", []]), createEnvelope());
-  assert.deepEqual({ ...env }, { type: NOTIFICATION, msgid: -1, method: "shutdown", tail: 2 });
+  assert.deepEqual({ ...env }, {
+    type: NOTIFICATION,
+    msgid: -1,
+    method: "shutdown",
+    tail: 2,
+    body: 11,
+  });
 });
 
 Deno.test("readEnvelope() reads method names of every string format and non-ASCII ones", () => {
@@ -114,7 +120,7 @@ Deno.test("readEnvelope() reuses and overwrites the envelope it is given", () =>
   assert.deepEqual([env.type, env.msgid, env.method], [NOTIFICATION, -1, "n"]);
 });
 
-Deno.test("writeInt() writes non-negative and 32-bit integers exactly as msgpackr does", () => {
+Deno.test("writeInt() writes non-negative and 32-bit integers exactly as the codec does", () => {
   for (const v of MSGIDS.filter((v) => v >= -(2 ** 31) && v <= 2 ** 32 - 1)) {
     const buf = new Uint8Array(16);
     const end = writeInt(buf, 3, v);
@@ -131,7 +137,7 @@ Deno.test("writeInt() output decodes to the same integer for every msgid", () =>
   }
 });
 
-Deno.test("writeEnvelopeHead() followed by the tail round-trips through msgpackr for every msgid", () => {
+Deno.test("writeEnvelopeHead() followed by the tail round-trips through the codec for every msgid", () => {
   for (const msgid of MSGIDS) {
     const request = withMsgid(pack([0, 999, "sum", [1, 2, { a: [3] }]]), msgid);
     assert.deepEqual(unpackr.unpack(request), [0, msgid, "sum", [1, 2, { a: [3] }]]);
@@ -209,15 +215,24 @@ Deno.test("readEnvelope() throws INVALID_REQUEST without a msgid when none can b
   assertInvalid(pack([0, "1", "m", []]), undefined, "string msgid");
   assertInvalid(pack([0, null, "m", []]), undefined, "nil msgid");
   assertInvalid(pack([1, 1.5, null, 1]), undefined, "response with float msgid");
-  assertInvalid(pack([1, 1, null]), 1, "3-element response");
+  assertInvalid(pack([1, 1, null]), undefined, "3-element response (responses are not answered)");
   assertInvalid(pack([2, "n"]), undefined, "2-element notification");
   assertInvalid(pack([2, 5, []]), undefined, "notification with a non-string method");
   assertInvalid(pack([2, "n", "p"]), undefined, "notification with non-array params");
 });
 
-Deno.test("readEnvelope() accepts an integral float msgid, as decodeMessage() does", () => {
-  // msgpackr writes integers beyond 32 bits as float64; decodeMessage() accepts them.
+Deno.test("readEnvelope() refuses a float msgid, even a whole one, as decodeMessage() does", () => {
+  // [0, 1.0, "m", []]: a float is no msgid, and cannot be echoed as one.
   const frame = new Uint8Array([0x94, 0x00, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0xa1, 0x6d, 0x90]);
-  assert.equal(decodeMessage(frame).type, REQUEST);
-  assert.equal(readEnvelope(frame, createEnvelope()).msgid, 1);
+  assertInvalid(frame, undefined, "float64 msgid");
+  assert.throws(() => decodeMessage(frame), { code: ErrorCode.INVALID_REQUEST, msgid: undefined });
+});
+
+Deno.test("readEnvelope() reads a method name sent as bin, in requests and notifications", () => {
+  const name = new TextEncoder().encode("nvim_set_client_info");
+  assert.equal(
+    readEnvelope(pack([0, 1, name, []]), createEnvelope()).method,
+    "nvim_set_client_info",
+  );
+  assert.equal(readEnvelope(pack([2, name, []]), createEnvelope()).method, "nvim_set_client_info");
 });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
-import { pack } from "msgpackr/pack";
-import { unpack } from "msgpackr/unpack";
+import { encodeValue as pack } from "../lib/protocol/encode.ts";
+import { decodeValue as unpack } from "../lib/protocol/decode.ts";
 import { ErrorCode, ProxyError } from "../lib/protocol/errors.ts";
 import { peekRequestMsgid } from "../lib/protocol/envelope.ts";
 import { FrameDecoder } from "../lib/protocol/frame_decoder.ts";

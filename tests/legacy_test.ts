@@ -45,7 +45,7 @@ function frame(init: Partial<LegacyHeaderInit> & { body?: string }): Uint8Array 
 }
 
 async function startProxy(...extra: string[]) {
-  const proc = spawnProgram(["serve", "--port", "0", ...extra]);
+  const proc = spawnProgram(["serve", "--port", "0", "--test-methods", ...extra]);
   const address = await waitListening(proc);
   return { proc, address };
 }
@@ -311,7 +311,7 @@ Deno.test("serve reaches function numbers a handler module implements with legac
 
 Deno.test("the built-in worker answers legacy.call for 1000, 2000 and its pid, UNKNOWN_FUNCTION otherwise", async () => {
   await using dir = await tempDir();
-  await using backend = spawnProgram(["backend", "--socket", dir.join("w.sock")]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--socket", dir.join("w.sock")]);
   const address = await waitListening(backend);
   const client = await RpcClient.connect(address);
   try {

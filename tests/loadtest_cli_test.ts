@@ -95,7 +95,7 @@ Deno.test("proxy test --chaos kills workers and leaves no request unanswered", a
 });
 
 Deno.test("proxy test --target loads a backend and fails on unexpected errors", async () => {
-  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--listen", "127.0.0.1:0"]);
   const address = await waitListening(backend);
 
   const ok = await runProgram(
@@ -148,7 +148,7 @@ Deno.test("proxy test --target loads a backend and fails on unexpected errors", 
 });
 
 Deno.test("proxy test --hdr-out writes the latencies as HdrHistogram's percentile distribution", async () => {
-  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--listen", "127.0.0.1:0"]);
   const address = await waitListening(backend);
   const file = await Deno.makeTempFile({ suffix: ".hgrm" });
   try {
@@ -172,7 +172,7 @@ Deno.test("proxy test --hdr-out writes the latencies as HdrHistogram's percentil
 });
 
 Deno.test("proxy test --mix sends another method in its share and reports it apart", async () => {
-  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--listen", "127.0.0.1:0"]);
   const address = await waitListening(backend);
   const run = await runProgram(
     ["test", "--target", address, "--duration", "0.5", "--connections", "2", "--json"].concat(
@@ -206,7 +206,7 @@ Deno.test("proxy test --mix sends another method in its share and reports it apa
 });
 
 Deno.test("proxy test --rate fails and says so when the target holds the rate back", async () => {
-  await using backend = spawnProgram(["backend", "--listen", "127.0.0.1:0"]);
+  await using backend = spawnProgram(["backend", "--test-methods", "--listen", "127.0.0.1:0"]);
   const address = await waitListening(backend);
   // One connection, one in flight, each request answered after 1 s: one is sent, the rest wait.
   const args = ["test", "--target", address, "--duration", "0.5", "--grace", "2", "--rate", "100"];

@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import { pack } from "msgpackr/pack";
-import { unpack } from "msgpackr/unpack";
 import {
   ErrorCode,
   errorToWire,
@@ -10,18 +8,20 @@ import {
 } from "../lib/protocol/errors.ts";
 import {
   decodeMessage,
-  decodeValue,
   encodeError,
   encodeNotification,
   encodeRequest,
   encodeResult,
-  encodeValue,
   InvalidMessageError,
   NOTIFICATION,
   REQUEST,
   RESPONSE,
-  validateMessage,
 } from "../lib/protocol/message.ts";
+import { decodeValue } from "../lib/protocol/decode.ts";
+import { encodeValue } from "../lib/protocol/encode.ts";
+
+const unpack = (bytes: Uint8Array) => decodeValue(bytes);
+const pack = (value: unknown) => encodeValue(value);
 
 const PARAMS = [
   1,
@@ -40,8 +40,7 @@ Deno.test("encodeRequest() writes [0, msgid, method, params] that decodeMessage(
   const raw = unpack(frame) as unknown[];
   assert.deepEqual(raw.slice(0, 3), [REQUEST, 7, "echo"]);
   assert.equal((raw[3] as unknown[]).length, PARAMS.length);
-  // As it arrives from a FrameDecoder: a plain Uint8Array (pack() returns a Buffer).
-  assert.deepEqual(decodeMessage(new Uint8Array(frame)), {
+  assert.deepEqual(decodeMessage(frame), {
     type: REQUEST,
     msgid: 7,
     method: "echo",
@@ -77,12 +76,14 @@ Deno.test("encodeNotification() writes [2, method, params] that decodeMessage() 
   assert.deepEqual(decodeMessage(frame), { type: NOTIFICATION, method: "shutdown", params: [] });
 });
 
-Deno.test("encodeValue() writes plain MessagePack other peers read, 64-bit integers as numbers", () => {
+Deno.test("encodeValue() writes integers beyond 32 bits as int64/uint64 and decodes them exactly", () => {
   const value = { list: [1, 2], nested: { n: 2 ** 40 }, neg: -(2 ** 33), s: "é" };
   const bytes = encodeValue(value);
-  assert.deepEqual(unpack(bytes), value);
   assert.deepEqual(decodeValue(bytes), value);
-  assert.equal(decodeValue(pack(2n ** 60n)), 2 ** 60);
+  assert.deepEqual(Array.from(encodeValue(2 ** 40)), [0xcf, 0, 0, 1, 0, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(encodeValue(-(2 ** 33))), [0xd3, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 0]);
+  assert.equal(decodeValue(pack(2n ** 60n)), 2n ** 60n);
+  assert.equal(decodeValue(pack(2n ** 52n)), 2 ** 52, "a safe integer decodes as a number");
 });
 
 Deno.test("decodeValue() returns binary that does not alias the input buffer", () => {
@@ -97,19 +98,21 @@ Deno.test("decodeValue() and decodeMessage() throw PARSE_ERROR for truncated Mes
   assert.throws(() => decodeValue(truncated), (err: unknown) => {
     assert.ok(err instanceof ProxyError);
     assert.equal(err.code, ErrorCode.PARSE_ERROR);
-    assert.match(err.message, /^Cannot decode message: /);
+    assert.match(err.message, /^Cannot decode MessagePack: /);
     return true;
   });
   assert.throws(() => decodeMessage(truncated), (err: unknown) => {
     assert.ok(err instanceof InvalidMessageError);
     assert.equal(err.code, ErrorCode.PARSE_ERROR);
-    assert.equal(err.msgid, undefined);
+    assert.equal(err.msgid, 1, "the envelope was whole: its msgid can be answered");
     return true;
   });
 });
 
-Deno.test("validateMessage() accepts every valid shape, including extreme msgids", () => {
-  for (const msgid of [0, 1, 2 ** 32 - 1, Number.MAX_SAFE_INTEGER]) {
+const validateMessage = (value: unknown) => decodeMessage(pack(value));
+
+Deno.test("decodeMessage() accepts every valid shape, including extreme msgids", () => {
+  for (const msgid of [0, 1, 2 ** 32 - 1, Number.MAX_SAFE_INTEGER, -1, Number.MIN_SAFE_INTEGER]) {
     assert.deepEqual(validateMessage([0, msgid, "m", []]), {
       type: REQUEST,
       msgid,
@@ -126,30 +129,28 @@ Deno.test("validateMessage() accepts every valid shape, including extreme msgids
   assert.deepEqual(validateMessage([2, "", [1]]), { type: NOTIFICATION, method: "", params: [1] });
 });
 
-/** Asserts validateMessage() rejects `value` with INVALID_REQUEST and `msgid`. */
-function assertRejected(value: unknown, msgid: number | undefined, pattern: RegExp): void {
+/** Asserts decodeMessage() rejects `value` with INVALID_REQUEST and `msgid`. */
+function assertRejected(value: unknown, msgid: number | bigint | undefined, pattern: RegExp): void {
   assert.throws(
     () => validateMessage(value),
     (err: unknown) => {
       assert.ok(err instanceof InvalidMessageError, String(err));
       assert.equal(err.name, "InvalidMessageError");
       assert.equal(err.code, ErrorCode.INVALID_REQUEST);
-      assert.equal(err.msgid, msgid, `msgid for ${JSON.stringify(value)}`);
+      assert.equal(err.msgid, msgid, `msgid for ${Deno.inspect(value)}`);
       assert.match(err.message, pattern);
       return true;
     },
   );
-  // The same shape sent over the wire fails the same way.
-  assert.throws(() => decodeMessage(pack(value)), { code: ErrorCode.INVALID_REQUEST, msgid });
 }
 
-Deno.test("validateMessage() rejects values that are not arrays", () => {
+Deno.test("decodeMessage() rejects values that are not arrays", () => {
   for (const value of [null, 0, "0", { 0: 0, 1: 1, 2: "m", 3: [] }, true]) {
     assertRejected(value, undefined, /not an array/);
   }
 });
 
-Deno.test("validateMessage() rejects unknown type tags", () => {
+Deno.test("decodeMessage() rejects unknown type tags", () => {
   for (
     const value of [[], [3, 1, "m", []], [-1, 1, "m", []], ["0", 1, "m", []], [null, 1, "m", []]]
   ) {
@@ -157,14 +158,16 @@ Deno.test("validateMessage() rejects unknown type tags", () => {
   }
 });
 
-Deno.test("validateMessage() rejects malformed requests, with the msgid when it is valid", () => {
+Deno.test("decodeMessage() rejects malformed requests, with the msgid when it is valid", () => {
   assertRejected([0, 5, "m"], 5, /expected 4 elements, got 3/);
   assertRejected([0, 5, "m", [], 1], 5, /expected 4 elements, got 5/);
   assertRejected([0, 5.5, "m"], undefined, /expected 4 elements/);
   assertRejected([0, 1.5, "m", []], undefined, /msgid is not an integer/);
   assertRejected([0, "1", "m", []], undefined, /msgid is not an integer/);
   assertRejected([0, null, "m", []], undefined, /msgid is not an integer/);
-  assertRejected([0, 2 ** 53, "m", []], undefined, /msgid is not an integer/);
+  // An integer msgid beyond 2^53 is refused, and echoed exactly so the answer reaches its sender.
+  assertRejected([0, 2n ** 53n, "m", []], 2n ** 53n, /msgid 9007199254740992 is beyond 2\^53/);
+  assertRejected([0, 2n ** 64n - 1n, "m", []], 2n ** 64n - 1n, /beyond 2\^53/);
   assertRejected([0, 5, 1, []], 5, /method is not a string/);
   assertRejected([0, 5, null, []], 5, /method is not a string/);
   assertRejected([0, 5, "m", {}], 5, /params is not an array/);
@@ -172,14 +175,14 @@ Deno.test("validateMessage() rejects malformed requests, with the msgid when it 
   assertRejected([0, 5, "m", "a"], 5, /params is not an array/);
 });
 
-Deno.test("validateMessage() rejects malformed responses", () => {
+Deno.test("decodeMessage() rejects malformed responses", () => {
   assertRejected([1, 5, null], undefined, /expected 4 elements, got 3/);
   assertRejected([1, 5, null, 1, 2], undefined, /expected 4 elements, got 5/);
   assertRejected([1, "5", null, 1], undefined, /msgid is not an integer/);
   assertRejected([1, 0.5, null, 1], undefined, /msgid is not an integer/);
 });
 
-Deno.test("validateMessage() rejects malformed notifications", () => {
+Deno.test("decodeMessage() rejects malformed notifications", () => {
   assertRejected([2, "n"], undefined, /expected 3 elements, got 2/);
   assertRejected([2, "n", [], 1], undefined, /expected 3 elements, got 4/);
   assertRejected([2, 1, []], undefined, /method is not a string/);
@@ -230,7 +233,7 @@ Deno.test("toWireError() normalises any other error slot to REMOTE_ERROR with a 
   assert.deepEqual(toWireError("plain text"), { code: "REMOTE_ERROR", message: "plain text" });
   assert.deepEqual(toWireError(42), { code: "REMOTE_ERROR", message: "42" });
   assert.deepEqual(toWireError(true), { code: "REMOTE_ERROR", message: "true" });
-  assert.deepEqual(toWireError([1, "x"]), { code: "REMOTE_ERROR", message: "1,x" });
+  assert.deepEqual(toWireError([1, "x", 2]), { code: "REMOTE_ERROR", message: '[1,"x",2]' });
   assert.deepEqual(toWireError({ message: "no code" }), {
     code: "REMOTE_ERROR",
     message: "no code",
@@ -260,6 +263,40 @@ Deno.test("errorToWire() keeps a ProxyError's code and makes anything else HANDL
     message: "thrown string",
   });
   assert.deepEqual(errorToWire(undefined), { code: "HANDLER_ERROR", message: "undefined" });
+});
+
+Deno.test("toWireError() reads [code, message] arrays (Neovim, pynvim, --error-format array)", () => {
+  assert.deepEqual(toWireError(["QUEUE_FULL", "busy"]), { code: "QUEUE_FULL", message: "busy" });
+  assert.deepEqual(toWireError([0, "E5555: boom"]), {
+    code: "REMOTE_ERROR",
+    message: "E5555: boom",
+    data: { type: 0 },
+  });
+});
+
+Deno.test("encodeError() writes [code, message] in the array format", () => {
+  const wire = { code: ErrorCode.TIMEOUT, message: "late", data: { ms: 5 } };
+  assert.deepEqual(unpack(encodeError(9, wire, "array")), [RESPONSE, 9, ["TIMEOUT", "late"], null]);
+  assert.deepEqual(unpack(encodeError(2n ** 60n, wire, "array")), [RESPONSE, 2n ** 60n, [
+    "TIMEOUT",
+    "late",
+  ], null]);
+});
+
+Deno.test("decodeMessage() accepts method names sent as bin, as old MessagePack clients send them", () => {
+  const name = new TextEncoder().encode("nvim_set_client_info");
+  assert.deepEqual(decodeMessage(pack([0, 1, name, [1]])), {
+    type: REQUEST,
+    msgid: 1,
+    method: "nvim_set_client_info",
+    params: [1],
+  });
+  assert.deepEqual(decodeMessage(pack([2, name, []])), {
+    type: NOTIFICATION,
+    method: "nvim_set_client_info",
+    params: [],
+  });
+  assertRejected([0, 3, new Uint8Array([0xff, 0xfe]), []], 3, /method is not valid UTF-8/);
 });
 
 Deno.test("ErrorCode values equal their names", () => {

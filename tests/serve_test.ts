@@ -13,12 +13,22 @@ import { errorOf, eventually } from "./helpers/wait.ts";
 import { RawConnection } from "./helpers/raw_conn.ts";
 
 function serveArgs(...extra: string[]): string[] {
-  return ["serve", "--port", "0", "--workers", "2", "--log-level", "warning", ...extra];
+  return [
+    "serve",
+    "--port",
+    "0",
+    "--workers",
+    "2",
+    "--test-methods",
+    "--log-level",
+    "warning",
+    ...extra,
+  ];
 }
 
 // The proxy logs its listening line at info: keep info for the readiness wait.
 async function startProxy(...extra: string[]) {
-  const proc = spawnProgram(["serve", "--port", "0", "--workers", "2", ...extra]);
+  const proc = spawnProgram(["serve", "--port", "0", "--workers", "2", "--test-methods", ...extra]);
   const address = await waitListening(proc);
   return { proc, address };
 }
@@ -174,7 +184,7 @@ Deno.test("serve drains a request in flight on SIGTERM, then exits 0 and removes
   await using _ = proc;
   const client = await RpcClient.connect(address);
   const s = await stats(client);
-  assert.ok(await exists(s.socket_dir));
+  assert.ok(await exists(s.socket_dir!));
   const slow = client.call("sleep", [400]);
   await eventually(
     "sleep in flight",
@@ -184,7 +194,7 @@ Deno.test("serve drains a request in flight on SIGTERM, then exits 0 and removes
   assert.equal(await slow, null, "the request in flight was answered");
   const status = await proc.waitExit();
   assert.equal(status.code, 0, proc.stderr);
-  assert.equal(await exists(s.socket_dir), false, "socket directory removed");
+  assert.equal(await exists(s.socket_dir!), false, "socket directory removed");
   for (const w of s.workers) assert.ok(!isRunning(w.pid!), `worker ${w.pid} stopped`);
   client.close();
 });
@@ -204,7 +214,7 @@ Deno.test("serve killed with SIGKILL leaves no worker running", async () => {
     3000,
   );
   // Nothing can clean up after SIGKILL: the test removes the socket directory.
-  await Deno.remove(s.socket_dir, { recursive: true }).catch(() => {});
+  await Deno.remove(s.socket_dir!, { recursive: true }).catch(() => {});
 });
 
 Deno.test("serve answers QUEUE_FULL and QUEUE_TIMEOUT when every worker is busy", async () => {

@@ -3,23 +3,30 @@
  */
 
 import assert from "node:assert/strict";
-import type { WorkerPoolOptions } from "../lib/pool/pool_options.ts";
-import { WorkerPool } from "../lib/pool/worker_pool.ts";
+import { createPool, type PoolOptions } from "../lib/dispatch/create_pool.ts";
+import type { Dispatcher } from "../lib/dispatch/dispatcher.ts";
+import type { Supervisor } from "../lib/dispatch/supervisor.ts";
 import { createEnvelope, encodeRequest, readEnvelope } from "../lib/protocol/mod.ts";
 import { FakeSpawner, type Outcome, RecordingRequester } from "./helpers/fake_worker.ts";
 
+type WorkerPool = Dispatcher & { workers: Supervisor["workers"] };
+
 async function withPool(
-  options: Partial<WorkerPoolOptions>,
+  options: Partial<PoolOptions>,
   fn: (pool: WorkerPool, spawner: FakeSpawner) => Promise<void>,
   spawner: FakeSpawner = new FakeSpawner(),
 ): Promise<void> {
   const socketDir = await Deno.makeTempDir({ prefix: "pool-test-" });
-  const pool = new WorkerPool({
+  const dispatcher = createPool({
     socketDir,
     commandLine: (socket) => ({ cmd: "fake", args: [], env: { PROXY_WORKER_SOCKET: socket } }),
     spawn: spawner.spawn,
     ...options,
   });
+  // The workers, as the pool's supervisor holds them.
+  const pool = Object.defineProperty(dispatcher, "workers", {
+    get: () => (dispatcher.set as Supervisor).workers,
+  }) as WorkerPool;
   try {
     await pool.start();
     await fn(pool, spawner);
@@ -64,7 +71,7 @@ Deno.test("WorkerPool.submit() spreads requests over ready workers and answers e
 });
 
 Deno.test("WorkerPool in dedicated mode starts one worker for concurrent first requests of a key", async () => {
-  await withPool({ mode: "dedicated", maxWorkers: 2 }, async (pool, spawner) => {
+  await withPool({ pool: "dedicated", maxWorkers: 2 }, async (pool, spawner) => {
     const req = new RecordingRequester();
     const first = await Promise.all(
       Array.from({ length: 10 }, () => submit(pool, req, "pid", [], "k1")),
@@ -98,7 +105,7 @@ Deno.test("WorkerPool answers WORKER_EXITED for calls at a crashed worker and re
 });
 
 Deno.test("WorkerPool retries an idempotent call once on another worker", async () => {
-  await withPool({ workers: 2, retry: ["sleep"] }, async (pool, spawner) => {
+  await withPool({ workers: 2, retryIdempotent: ["sleep"] }, async (pool, spawner) => {
     const req = new RecordingRequester();
     const call = submit(pool, req, "sleep", [200]);
     await until("call in flight", () => pool.workers.some((w) => w.inFlight === 1));
@@ -136,7 +143,7 @@ Deno.test("WorkerPool.forget() drops a closed requester's queued requests and fr
 
 Deno.test("WorkerPool in dedicated mode answers a request that arrives while its key's idle worker stops", async () => {
   const slowStop = new FakeSpawner({}, 300);
-  await withPool({ mode: "dedicated", idleTimeout: 100 }, async (pool) => {
+  await withPool({ pool: "dedicated", idleTimeout: 100 }, async (pool) => {
     const req = new RecordingRequester();
     const first = await submit(pool, req, "pid", [], "k");
     await until(
@@ -151,7 +158,7 @@ Deno.test("WorkerPool in dedicated mode answers a request that arrives while its
 });
 
 Deno.test("WorkerPool in dedicated mode gives a crashed worker's place back", async () => {
-  await withPool({ mode: "dedicated", maxWorkers: 1 }, async (pool, spawner) => {
+  await withPool({ pool: "dedicated", maxWorkers: 1 }, async (pool, spawner) => {
     const req = new RecordingRequester();
     assert.ok("result" in await submit(pool, req, "pid", [], "a"));
     spawner.processes[0]!.crash();

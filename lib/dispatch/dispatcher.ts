@@ -20,7 +20,7 @@ import type { Host } from "./host.ts";
 import { formatDigest, paramsDigest } from "./params_digest.ts";
 import { RequestQueue } from "./request_queue.ts";
 import { RetryBudget } from "./retry_budget.ts";
-import type { SetStats } from "./stats.ts";
+import type { SetStats, WorkerTotals } from "./stats.ts";
 
 /** Options of {@linkcode Dispatcher}. */
 export interface DispatcherOptions {
@@ -75,7 +75,7 @@ export interface DispatchStats extends Omit<SetStats, "totals"> {
   /** The pool mode, or `upstreams`. */
   mode: string;
   queue: { length: number; capacity: number };
-  totals: DispatchTotals & Record<string, number>;
+  totals: DispatchTotals & WorkerTotals & Record<string, number>;
 }
 
 /** The pin of calls waiting for one particular host. */
@@ -302,7 +302,8 @@ export class Dispatcher {
       this.#totals.overloaded++;
       this.#fail(call, {
         code: ErrorCode.UPSTREAM_OVERLOADED,
-        message: `Cannot queue ${call.method}: ${this.#maxPendingPerHost} requests already wait for its upstream`,
+        message:
+          `Cannot queue ${call.method}: ${this.#maxPendingPerHost} requests already wait for its upstream`,
       });
       return;
     }
@@ -436,7 +437,9 @@ export class Dispatcher {
     const lines = host.lastLines();
     const ms = Math.round(elapsed);
     this.#slowLog.warn(
-      `Slow request: ${host.label}${host.pid === null ? "" : ` (pid ${host.pid})`} killed after ${ms} ms on ` +
+      `Slow request: ${host.label}${
+        host.pid === null ? "" : ` (pid ${host.pid})`
+      } killed after ${ms} ms on ` +
         `method=${oldest.method} params_digest=${formatDigest(oldest.digest)} elapsed_ms=${ms}; ` +
         `last output: ${lines.length > 0 ? lines.slice(-5).join(" | ") : "(none)"}`,
     );

@@ -14,8 +14,8 @@ import {
   encodeError,
   encodeNotification,
   encodeRequest,
-  type ErrorFormat,
   ErrorCode,
+  type ErrorFormat,
   NOTIFICATION,
   ProxyError,
   readEnvelope,
@@ -45,6 +45,11 @@ export interface EndpointOptions {
   now?: () => number;
   /** After each answer delivered, with its round-trip time in ms. */
   onAnswer?: (endpoint: Endpoint, call: Call, elapsedMs: number) => void;
+  /**
+   * When the peer answered a call already answered `TIMEOUT` or cancelled:
+   * it carries less load now, and may take another.
+   */
+  onFreed?: (endpoint: Endpoint) => void;
   /** Once, when the connection has closed, with the calls never answered. */
   onClose?: (endpoint: Endpoint, orphans: Call[]) => void;
   /** When the peer broke the protocol (the connection is closed after). */
@@ -65,9 +70,12 @@ export class Endpoint {
   readonly #writeLimit: number;
   readonly #now: () => number;
   readonly #pending = new Map<number, Call>();
-  // Calls answered TIMEOUT (or cancelled) that the peer has not answered yet:
-  // they still load it, and late answers are dropped.
+  // Calls answered TIMEOUT that the peer has not answered yet: they still
+  // load it (it is not idle because they timed out); late answers are dropped.
   readonly #overdue = new Map<number, Call>();
+  // Calls of requesters that went away: their places free at once, but they
+  // are watched (a peer stuck on one is still caught) and late answers dropped.
+  readonly #cancelled = new Map<number, Call>();
   readonly #internal = new Set<Call>(); // the proxy's own requests (ping, health)
   #nextId = 0;
   #served = 0;
@@ -167,7 +175,11 @@ export class Endpoint {
    * checks). Resolves with the answer, an error answer included; rejects
    * with `TIMEOUT` after `timeoutMs`, or `CONNECTION_CLOSED`.
    */
-  request(method: string, params: unknown[], timeoutMs: number): Promise<{ error: WireError | null }> {
+  request(
+    method: string,
+    params: unknown[],
+    timeoutMs: number,
+  ): Promise<{ error: WireError | null }> {
     return new Promise((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
@@ -186,7 +198,14 @@ export class Endpoint {
           } else resolve({ error });
         },
       };
-      const call = new Call(requester, 0, method, encodeRequest(0, method, params), requestTail(0), undefined);
+      const call = new Call(
+        requester,
+        0,
+        method,
+        encodeRequest(0, method, params),
+        requestTail(0),
+        undefined,
+      );
       call.owned = true;
       const timer = setTimeout(() => {
         for (const [id, c] of this.#pending) if (c === call) this.#pending.delete(id);
@@ -211,7 +230,10 @@ export class Endpoint {
       const call = this.#pending.get(id);
       if (call === undefined) {
         // Answered already (TIMEOUT) or cancelled: it is done with it now.
-        if (this.#overdue.delete(id)) this.#served++;
+        if (this.#overdue.delete(id)) {
+          this.#served++;
+          this.#options.onFreed?.(this);
+        } else if (this.#cancelled.delete(id)) this.#served++;
         return;
       }
       this.#pending.delete(id);
@@ -253,9 +275,11 @@ export class Endpoint {
       }
     }
     let oldest: Call | undefined;
-    for (const call of this.#overdue.values()) {
-      if (call.startedAt !== 0 && (oldest === undefined || call.startedAt < oldest.startedAt)) {
-        oldest = call;
+    for (const map of [this.#overdue, this.#cancelled]) {
+      for (const call of map.values()) {
+        if (call.startedAt !== 0 && (oldest === undefined || call.startedAt < oldest.startedAt)) {
+          oldest = call;
+        }
       }
     }
     for (const call of this.#pending.values()) {
@@ -267,13 +291,22 @@ export class Endpoint {
     return oldest;
   }
 
-  /** Forgets the calls of a requester that went away: their answers are dropped. */
+  /**
+   * Forgets the calls of a requester that went away: their places free at
+   * once and their answers are dropped. Those with a deadline stay watched,
+   * so a peer stuck on one is still caught.
+   */
   cancelFor(requester: Requester): void {
     for (const [id, call] of this.#pending) {
       if (call.requester === requester) {
         this.#pending.delete(id);
-        // Still counted: the peer works on it, and a stuck one must be caught.
-        this.#overdue.set(id, call);
+        if (call.startedAt !== 0) this.#cancelled.set(id, call);
+      }
+    }
+    for (const [id, call] of this.#overdue) {
+      if (call.requester === requester) {
+        this.#overdue.delete(id);
+        this.#cancelled.set(id, call);
       }
     }
   }
@@ -285,6 +318,7 @@ export class Endpoint {
     for (const call of this.#pending.values()) if (!this.#internal.has(call)) orphans.push(call);
     this.#pending.clear();
     this.#overdue.clear();
+    this.#cancelled.clear();
     // The proxy's own requests (ping, health checks) learn at once.
     for (const call of [...this.#internal]) {
       call.requester.fail(0, {

@@ -18,7 +18,12 @@ export type Placement =
    * Only this pin's host (a `dedicated` key's worker): `host` when it exists
    * and is ready, else the call waits under `pin` until it is.
    */
-  | { readonly pin: string; readonly host: Host | null; readonly hosts?: undefined; readonly error?: undefined }
+  | {
+    readonly pin: string;
+    readonly host: Host | null;
+    readonly hosts?: undefined;
+    readonly error?: undefined;
+  }
   /** Nowhere: answer the call with this error. */
   | { readonly error: WireError; readonly hosts?: undefined; readonly pin?: undefined };
 

@@ -53,7 +53,9 @@ class Fifo<T> {
 
   #grow(): void {
     const next: (T | undefined)[] = new Array(this.#items.length * 2);
-    for (let i = 0; i < this.#size; i++) next[i] = this.#items[(this.#head + i) % this.#items.length];
+    for (let i = 0; i < this.#size; i++) {
+      next[i] = this.#items[(this.#head + i) % this.#items.length];
+    }
     this.#items = next;
     this.#head = 0;
   }

@@ -50,6 +50,14 @@ export interface UpstreamStats {
   connections: number;
 }
 
+/** Counters of local workers (all 0 without them). */
+export interface WorkerTotals {
+  spawns: number;
+  crashes: number;
+  worker_exits: number;
+  recycles: number;
+}
+
 /** What an endpoint set reports. */
 export interface SetStats {
   /** The private socket directory of local workers; null without them. */
@@ -57,5 +65,5 @@ export interface SetStats {
   workers: WorkerStats[];
   past_exits: ExitRecord[];
   upstreams: UpstreamStats[];
-  totals: Record<string, number>;
+  totals: WorkerTotals & Record<string, number>;
 }

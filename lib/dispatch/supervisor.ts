@@ -230,6 +230,7 @@ export class Supervisor implements EndpointSet {
       ...(o.connect ? { connect: o.connect } : {}),
       onOutput: (w, line) => this.#workerLog.info(`worker ${w.slot} (pid ${w.pid}): ${line}`),
       onAnswer: (w) => this.#onAnswer(slot, w),
+      onFreed: (w) => this.#events?.onCapacity(w),
       onDrain: (w) => this.#setReady(this.#ready.filter((r) => r !== w)),
       onExit: (w, status, orphans, error) => this.#onExit(slot, w, status, orphans, error),
     });
@@ -412,7 +413,11 @@ export class Supervisor implements EndpointSet {
     const crashed = !worker.shutdownRequested;
     if (crashed && worker.becameReady) this.totals.crashes++;
     const reason = worker.killReason ??
-      (worker.shutdownRequested ? "stopped" : worker.becameReady ? "crashed" : "died while starting");
+      (worker.shutdownRequested
+        ? "stopped"
+        : worker.becameReady
+        ? "crashed"
+        : "died while starting");
     this.#pastExits.push({
       id: slot.id,
       key: slot.key ?? null,
@@ -435,7 +440,13 @@ export class Supervisor implements EndpointSet {
       slot.lastError = new ProxyError(ErrorCode.NO_WORKERS, slot.lastExit, {
         data: { pid: worker.pid, stderr: lines },
       });
-      if (!this.#closing) this.#log.warn(`Worker ${worker.slot} (pid ${worker.pid}) exited with ${how}${worker.killReason ? ` (${worker.killReason})` : ""}; replacing it`);
+      if (!this.#closing) {
+        this.#log.warn(
+          `Worker ${worker.slot} (pid ${worker.pid}) exited with ${how}${
+            worker.killReason ? ` (${worker.killReason})` : ""
+          }; replacing it`,
+        );
+      }
     }
     // Its requests never answered: the dispatcher retries or fails them.
     if (orphans.length > 0) this.#events?.onOrphans(worker, orphans, error);
@@ -665,4 +676,3 @@ export class Supervisor implements EndpointSet {
     this.#setReady([]);
   }
 }
-

@@ -7,7 +7,7 @@
  */
 
 import { connect } from "../net/address.ts";
-import { type ErrorFormat, ErrorCode, ProxyError, type WireError } from "../protocol/mod.ts";
+import { ErrorCode, type ErrorFormat, ProxyError, type WireError } from "../protocol/mod.ts";
 import { getLogger } from "../log.ts";
 import type { CommandLine } from "../process/self_command.ts";
 import {
@@ -61,6 +61,8 @@ export interface WorkerOptions {
   onOutput?: (worker: Worker, line: string) => void;
   /** After each answer. */
   onAnswer?: (worker: Worker) => void;
+  /** When a request it works on past its deadline (or cancelled) ends: it has room again. */
+  onFreed?: (worker: Worker) => void;
   /** When it stops taking new work (draining), before it exits. */
   onDrain?: (worker: Worker) => void;
   /**
@@ -248,7 +250,9 @@ export class Worker implements TrackedHost {
         ? "its socket to accept and it to answer ping (--ready-check ping)"
         : "its socket to accept (--ready-check connect)";
       const why = status && this.#killReason === null
-        ? `exited with code ${status.code}${status.signal ? ` (${status.signal})` : ""} while starting`
+        ? `exited with code ${status.code}${
+          status.signal ? ` (${status.signal})` : ""
+        } while starting`
         : err instanceof ProxyError && err.code === ErrorCode.TIMEOUT
         ? `not ready within ${timeout} ms (waited for ${waited})`
         : `${(err as Error).message} (waited for ${waited})`;
@@ -256,10 +260,14 @@ export class Worker implements TrackedHost {
       const output = lines.length > 0
         ? `; its last output:\n  ${lines.join("\n  ")}`
         : "; it printed nothing";
-      throw new ProxyError(ErrorCode.NO_WORKERS, `Cannot start worker ${this.slot}: ${why}${output}`, {
-        data: { pid: this.pid, stderr: lines },
-        cause: err,
-      });
+      throw new ProxyError(
+        ErrorCode.NO_WORKERS,
+        `Cannot start worker ${this.slot}: ${why}${output}`,
+        {
+          data: { pid: this.pid, stderr: lines },
+          cause: err,
+        },
+      );
     }
   }
 
@@ -288,10 +296,15 @@ export class Worker implements TrackedHost {
         ? {}
         : { maxMessageSize: this.#options.maxMessageSize }),
       ...(this.#options.writeLimit === undefined ? {} : { writeLimit: this.#options.writeLimit }),
-      ...(this.#options.errorFormat === undefined ? {} : { errorFormat: this.#options.errorFormat }),
+      ...(this.#options.errorFormat === undefined
+        ? {}
+        : { errorFormat: this.#options.errorFormat }),
       onAnswer: (endpoint) => {
         if (endpoint.inFlight === 0) this.idleSince = performance.now();
         if (this.#state !== "starting") this.#options.onAnswer?.(this);
+      },
+      onFreed: () => {
+        if (this.#state === "ready") this.#options.onFreed?.(this);
       },
       onProtocolError: (_e, message) => this.kill(message),
       onClose: (_e, orphans) => {

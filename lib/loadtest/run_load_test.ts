@@ -81,9 +81,11 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport>
   try {
     let target = options.target;
     if (target === undefined) {
+      // Workers killed on purpose every few hundred ms are no crash loop.
+      const chaos = options.chaosMs === undefined ? [] : ["--crash-loop-threshold", "1000000"];
       proxy = await startProxy({
         workers,
-        ...(options.proxyArgs ? { args: options.proxyArgs } : {}),
+        args: [...chaos, ...(options.proxyArgs ?? [])],
         ...(options.runtime ? { runtime: options.runtime } : {}),
       });
       target = parseAddress(proxy.address);

@@ -215,6 +215,8 @@ export function startProxy(options: StartProxyOptions = {}): Promise<ServerProce
     "--workers",
     String(workers),
     "--parent-watch",
+    // The load may call sleep, fail or crash.
+    "--test-methods",
     ...(args ?? []),
   ], rest);
 }

@@ -19,7 +19,13 @@ import {
   messageTimeout,
   writeBufferLimit,
 } from "./common_options.ts";
-import { type OptionTable, repeatOption, resolveOptions, stringOption, switchOption } from "./option.ts";
+import {
+  type OptionTable,
+  repeatOption,
+  resolveOptions,
+  stringOption,
+  switchOption,
+} from "./option.ts";
 
 /** The table of `proxy backend` options. */
 export const BACKEND_OPTIONS: OptionTable = [

@@ -47,7 +47,13 @@ export const SERVE_OPTIONS: OptionTable = [
     help: "interface to listen on; beyond loopback the proxy is reachable from the network",
     default: "127.0.0.1",
   }),
-  intOption({ name: "port", help: "TCP port (0 picks a free one)", default: 8080, min: 0, max: 65535 }),
+  intOption({
+    name: "port",
+    help: "TCP port (0 picks a free one)",
+    default: 8080,
+    min: 0,
+    max: 65535,
+  }),
   choiceOption<PoolMode>({
     name: "pool",
     help: "how the pool sizes itself: static, dynamic, ondemand or dedicated",
@@ -62,7 +68,13 @@ export const SERVE_OPTIONS: OptionTable = [
     min: 1,
     max: 4096,
   }),
-  intOption({ name: "min-workers", help: "dynamic: workers kept even when idle", default: 1, min: 0, max: 4096 }),
+  intOption({
+    name: "min-workers",
+    help: "dynamic: workers kept even when idle",
+    default: 1,
+    min: 0,
+    max: 4096,
+  }),
   intOption({
     name: "max-workers",
     help: "dynamic, ondemand, dedicated: most workers at once",
@@ -70,8 +82,20 @@ export const SERVE_OPTIONS: OptionTable = [
     min: 1,
     max: 65536,
   }),
-  intOption({ name: "min-spare", help: "dynamic: idle workers kept ready ahead of demand", default: 1, min: 0, max: 4096 }),
-  intOption({ name: "max-spare", help: "dynamic: idle workers above which idle ones stop", default: 3, min: 0, max: 4096 }),
+  intOption({
+    name: "min-spare",
+    help: "dynamic: idle workers kept ready ahead of demand",
+    default: 1,
+    min: 0,
+    max: 4096,
+  }),
+  intOption({
+    name: "max-spare",
+    help: "dynamic: idle workers above which idle ones stop",
+    default: 3,
+    min: 0,
+    max: 4096,
+  }),
   durationOption({
     name: "idle-timeout",
     help: "dynamic, ondemand, dedicated: idle time before a worker stops",
@@ -93,7 +117,11 @@ export const SERVE_OPTIONS: OptionTable = [
       if (splitCommand(text).length === 0) throw new RangeError("expected a command, got nothing");
     },
   }),
-  repeatOption({ name: "handler", arg: "module", help: "handler module for the built-in workers (repeatable)" }),
+  repeatOption({
+    name: "handler",
+    arg: "module",
+    help: "handler module for the built-in workers (repeatable)",
+  }),
   intOption({
     name: "max-in-flight-per-worker",
     help: "requests one worker may have in flight",
@@ -141,7 +169,12 @@ export const SERVE_OPTIONS: OptionTable = [
     help: "methods sent once more to another worker when theirs dies",
   }),
   switchOption({ name: "retry-all", help: "the same for every method" }),
-  intOption({ name: "max-requests", help: "retire a worker after N requests (0 = never)", default: 0, min: 0 }),
+  intOption({
+    name: "max-requests",
+    help: "retire a worker after N requests (0 = never)",
+    default: 0,
+    min: 0,
+  }),
   intOption({
     name: "max-requests-jitter",
     help: "add 0..N requests per worker, so workers do not retire together",
@@ -188,7 +221,8 @@ export const SERVE_OPTIONS: OptionTable = [
   }),
   choiceOption<ReadyCheck>({
     name: "ready-check",
-    help: "a worker is ready once it answers ping (any answer), or once its socket accepts (connect)",
+    help:
+      "a worker is ready once it answers ping (any answer), or once its socket accepts (connect)",
     default: "ping",
     choices: READY_CHECKS,
   }),
@@ -209,7 +243,13 @@ export const SERVE_OPTIONS: OptionTable = [
   messageTimeout,
   clientIdleTimeout,
   writeBufferLimit,
-  intOption({ name: "legacy-pipeline", help: "legacy frames in flight per connection; more wait unread", default: 128, min: 1, max: 100_000 }),
+  intOption({
+    name: "legacy-pipeline",
+    help: "legacy frames in flight per connection; more wait unread",
+    default: 128,
+    min: 1,
+    max: 100_000,
+  }),
   maxMessageSize,
   maxDepth,
   errorFormat,
@@ -219,7 +259,8 @@ export const SERVE_OPTIONS: OptionTable = [
   }),
   switchOption({
     name: "control-methods",
-    help: "serve proxy.* methods that change state (proxy.reload) to any client; SIGHUP always works",
+    help:
+      "serve proxy.* methods that change state (proxy.reload) to any client; SIGHUP always works",
   }),
   switchOption({
     name: "parent-watch",
@@ -291,7 +332,10 @@ export function resolveServeSettings(given: Partial<ServeSettings>): ServeSettin
     throw new OptionError("--min-spare", `${o.minSpare} is above --max-spare ${o.maxSpare}`);
   }
   if (o.pool === "dynamic" && o.minWorkers > o.maxWorkers) {
-    throw new OptionError("--min-workers", `${o.minWorkers} is above --max-workers ${o.maxWorkers}`);
+    throw new OptionError(
+      "--min-workers",
+      `${o.minWorkers} is above --max-workers ${o.maxWorkers}`,
+    );
   }
   return Object.freeze(o);
 }

@@ -21,7 +21,8 @@ export async function readOpenFileLimit(): Promise<number | null> {
     // not allowed, or not Linux
   }
   try {
-    const out = await new Deno.Command("sh", { args: ["-c", "ulimit -n"], stderr: "null" }).output();
+    const out = await new Deno.Command("sh", { args: ["-c", "ulimit -n"], stderr: "null" })
+      .output();
     const text = new TextDecoder().decode(out.stdout).trim();
     return /^\d+$/.test(text) ? Number(text) : null;
   } catch {

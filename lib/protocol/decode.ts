@@ -177,7 +177,12 @@ class Decoder {
       if (typeof key !== "string") return this.#asMap(obj, key, i, n, depth);
       const value = this.value(depth + 1);
       if (key === "__proto__") {
-        Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(obj, key, {
+          value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       } else obj[key] = value;
     }
     return obj;
@@ -296,7 +301,12 @@ export function decodeSequence(
   options: DecodeOptions & { start?: number; end?: number } = {},
 ): unknown[] {
   const d = shared;
-  d.reset(bytes, options.start ?? 0, options.end ?? bytes.length, options.maxDepth ?? DEFAULT_MAX_DEPTH);
+  d.reset(
+    bytes,
+    options.start ?? 0,
+    options.end ?? bytes.length,
+    options.maxDepth ?? DEFAULT_MAX_DEPTH,
+  );
   try {
     const out = new Array(count);
     for (let i = 0; i < count; i++) out[i] = d.value(0);

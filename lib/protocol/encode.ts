@@ -351,7 +351,17 @@ export class Encoder {
     const buf = this.#buf;
     const p = this.#pos;
     let head: number;
-    const fix = n === 1 ? 0xd4 : n === 2 ? 0xd5 : n === 4 ? 0xd6 : n === 8 ? 0xd7 : n === 16 ? 0xd8 : 0;
+    const fix = n === 1
+      ? 0xd4
+      : n === 2
+      ? 0xd5
+      : n === 4
+      ? 0xd6
+      : n === 8
+      ? 0xd7
+      : n === 16
+      ? 0xd8
+      : 0;
     if (fix !== 0) {
       buf[p] = fix;
       head = 1;

@@ -57,6 +57,8 @@ function viewOf(bytes: Uint8Array): DataView {
 // Scratch register: the readers below return a value and leave the offset
 // after it here, so the hot path allocates no tuples. Always written before read.
 let intEnd = 0;
+// Set by readName when the bytes of a name are not UTF-8 (not just "no string").
+let badUtf8 = false;
 
 /**
  * Reads an integer at pos: a number when it is a safe integer, a bigint
@@ -116,6 +118,7 @@ function readInt(frame: Uint8Array, view: DataView, pos: number): number | bigin
 // Reads a method name at pos: a str, or a bin (old MessagePack had no str/bin
 // split, and some clients still send names that way), as UTF-8. Sets intEnd.
 function readName(frame: Uint8Array, view: DataView, pos: number): string | undefined {
+  badUtf8 = false;
   const b = frame[pos];
   if (b === undefined) return undefined;
   let len: number;
@@ -153,8 +156,13 @@ function decodeUtf8(bytes: Uint8Array): string | undefined {
   try {
     return utf8.decode(bytes);
   } catch {
+    badUtf8 = true;
     return undefined;
   }
+}
+
+function nameError(what: string): string {
+  return `Cannot accept ${what}: method is not ${badUtf8 ? "valid UTF-8" : "a string"}`;
 }
 
 function arrayLength(frame: Uint8Array, view: DataView): number {
@@ -205,12 +213,14 @@ export function readEnvelope(frame: Uint8Array, out: Envelope): Envelope {
   const after = intEnd + 1;
   if (type === REQUEST || type === RESPONSE) {
     const msgid = readInt(frame, view, after);
+    // Only a request is answered, so only its errors carry the msgid.
+    const answerTo = type === REQUEST ? msgid : undefined;
     if (len !== 4) {
-      throw invalid(`Cannot accept message: expected 4 elements, got ${len}`, msgid);
+      throw invalid(`Cannot accept message: expected 4 elements, got ${len}`, answerTo);
     }
     if (msgid === undefined) throw invalid("Cannot accept message: msgid is not an integer");
     if (typeof msgid === "bigint") {
-      throw invalid(`Cannot accept message: msgid ${msgid} is beyond 2^53`, msgid);
+      throw invalid(`Cannot accept message: msgid ${msgid} is beyond 2^53`, answerTo);
     }
     out.type = type;
     out.msgid = msgid;
@@ -221,9 +231,7 @@ export function readEnvelope(frame: Uint8Array, out: Envelope): Envelope {
       return out;
     }
     const method = readName(frame, view, intEnd);
-    if (method === undefined) {
-      throw invalid("Cannot accept request: method is not a UTF-8 string", msgid);
-    }
+    if (method === undefined) throw invalid(nameError("request"), msgid);
     if (!isArrayAt(frame, intEnd)) {
       throw invalid("Cannot accept request: params is not an array", msgid);
     }
@@ -234,9 +242,7 @@ export function readEnvelope(frame: Uint8Array, out: Envelope): Envelope {
   if (type === NOTIFICATION) {
     if (len !== 3) throw invalid(`Cannot accept notification: expected 3 elements, got ${len}`);
     const method = readName(frame, view, after);
-    if (method === undefined) {
-      throw invalid("Cannot accept notification: method is not a UTF-8 string");
-    }
+    if (method === undefined) throw invalid(nameError("notification"));
     if (!isArrayAt(frame, intEnd)) {
       throw invalid("Cannot accept notification: params is not an array");
     }

@@ -164,7 +164,8 @@ export function toWireError(value: unknown): WireError {
 
 function safeJson(value: unknown): string {
   try {
-    return JSON.stringify(value, (_k, v) => typeof v === "bigint" ? v.toString() : v) ?? String(value);
+    return JSON.stringify(value, (_k, v) => typeof v === "bigint" ? v.toString() : v) ??
+      String(value);
   } catch {
     return String(value);
   }

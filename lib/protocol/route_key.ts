@@ -155,7 +155,18 @@ function readNumber(frame: Uint8Array, view: DataView, pos: number): string | un
   if (b === undefined) return undefined;
   if (b <= 0x7f) return String(b);
   if (b >= 0xe0) return String(b - 0x100);
-  const size = ({ 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8, 0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8, 0xca: 4, 0xcb: 8 } as Record<number, number>)[b];
+  const size = ({
+    0xcc: 1,
+    0xcd: 2,
+    0xce: 4,
+    0xcf: 8,
+    0xd0: 1,
+    0xd1: 2,
+    0xd2: 4,
+    0xd3: 8,
+    0xca: 4,
+    0xcb: 8,
+  } as Record<number, number>)[b];
   if (size === undefined || pos + 1 + size > frame.length) return undefined;
   const at = pos + 1;
   switch (b) {

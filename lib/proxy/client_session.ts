@@ -9,8 +9,8 @@ import { FrameConnection } from "../net/frame_connection.ts";
 import {
   createEnvelope,
   encodeError,
-  type ErrorFormat,
   ErrorCode,
+  type ErrorFormat,
   type InvalidMessageError,
   NOTIFICATION,
   peekRequestMsgid,
@@ -46,7 +46,13 @@ export interface SessionContext {
   /** True once the proxy is stopping: new requests get `SHUTTING_DOWN`. */
   draining: () => boolean;
   /** Answers a `proxy.*` method (the frame is valid only during the call). */
-  local: (session: ClientSession, msgid: number, method: string, frame: Uint8Array, body: number) => void;
+  local: (
+    session: ClientSession,
+    msgid: number,
+    method: string,
+    frame: Uint8Array,
+    body: number,
+  ) => void;
   /** The path of the routing key in `params[0]`, when requests are routed by key. */
   routePath: readonly string[] | undefined;
   /** How errors are written. */
@@ -96,7 +102,9 @@ export class ClientSession implements Requester {
       onFrame: (frame) => this.#onFrame(frame),
       onProtocolError: (err, partial) => {
         const msgid = peekRequestMsgid(partial);
-        if (msgid !== undefined) this.#conn.write(encodeError(msgid, err.toWire(), context.errorFormat));
+        if (msgid !== undefined) {
+          this.#conn.write(encodeError(msgid, err.toWire(), context.errorFormat));
+        }
       },
       onEof: () => this.#onEof(),
       onClose: () => context.dispatch.forget(this),
@@ -130,7 +138,9 @@ export class ClientSession implements Requester {
       readEnvelope(frame, envelope);
     } catch (err) {
       const e = err as InvalidMessageError;
-      if (e.msgid !== undefined) this.#conn.write(encodeError(e.msgid, e.toWire(), context.errorFormat));
+      if (e.msgid !== undefined) {
+        this.#conn.write(encodeError(e.msgid, e.toWire(), context.errorFormat));
+      }
       // Nothing after it is trusted; answers owed for earlier requests still go out.
       this.#onEof();
       return;

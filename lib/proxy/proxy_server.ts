@@ -18,8 +18,8 @@ import { ConnectionSweeper, type Sweepable } from "../net/connection_sweeper.ts"
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
   encodeResult,
-  type ErrorFormat,
   ErrorCode,
+  type ErrorFormat,
   errorToWire,
   LEGACY_TAG,
 } from "../protocol/mod.ts";
@@ -291,7 +291,10 @@ export class ProxyServer {
           });
           return;
         }
-        this.#pool.reload().then(answer, (err) => !session.closed && session.fail(msgid, errorToWire(err)));
+        this.#pool.reload().then(
+          answer,
+          (err) => !session.closed && session.fail(msgid, errorToWire(err)),
+        );
         return;
       default:
         session.fail(msgid, {

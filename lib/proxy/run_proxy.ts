@@ -66,7 +66,9 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   const { onListening, signal, ...given } = options;
   const s = resolveServeSettings(given);
   // Directories left by proxies killed with SIGKILL (their lock is free).
-  for (const dir of await removeStaleSocketDirs()) log.info(`Removed a stale socket directory: ${dir}`);
+  for (const dir of await removeStaleSocketDirs()) {
+    log.info(`Removed a stale socket directory: ${dir}`);
+  }
   const maxConnections = await connectionLimit(s);
   // A fresh private directory (0700): no other user can reach the workers.
   const socketDir = await createSocketDir();

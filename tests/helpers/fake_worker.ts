@@ -57,6 +57,7 @@ export class FakeSpawner {
       address: { transport: "unix", path: socket },
       methods: {
         ...builtinMethods({
+          testMethods: true,
           requests: (): number => server.requests,
           exit: (code) => proc.crash(code),
         }),

@@ -14,16 +14,12 @@
  * @module
  */
 
-import { pack } from "msgpackr/pack";
-import { Unpackr } from "msgpackr/unpack";
+import { decodeValue, encodeValue } from "../../lib/protocol/mod.ts";
 import { FrameDecoder } from "../../lib/protocol/frame_decoder.ts";
 import { DEFAULT_TIMEOUT_MS } from "./process.ts";
 
-const unpackr = new Unpackr(
-  { useRecords: false, int64AsType: "number", mapsAsObjects: true } as ConstructorParameters<
-    typeof Unpackr
-  >[0],
-);
+const pack = (value: unknown) => encodeValue(value);
+const unpackr = { unpack: (frame: Uint8Array) => decodeValue(frame) };
 
 /** A connection that writes raw bytes and reads whole MessagePack values. */
 export class RawConnection implements AsyncDisposable {
@@ -59,7 +55,7 @@ export class RawConnection implements AsyncDisposable {
     while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
   }
 
-  /** Encodes `value` (e.g. `[0, msgid, method, params]`) with msgpackr and writes it. */
+  /** Encodes `value` (e.g. `[0, msgid, method, params]`) and writes it. */
   async send(value: unknown): Promise<void> {
     await this.write(pack(value));
   }
