@@ -32,7 +32,7 @@ import {
   type LegacyFrame,
   LegacyFrameDecoder,
   type LegacyHeader,
-  ProxyError,
+  type ProxyError,
   replyHeaderFor,
   requestTail,
   RESPONSE,
