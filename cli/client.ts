@@ -16,7 +16,8 @@ import {
   isTransportError,
 } from "../lib/client/run_client.ts";
 import { type Address, parsePort } from "../lib/net/address.ts";
-import { addMaxMessageSize, duration, intIn } from "./_options.ts";
+import { maxDepth } from "../lib/options/common_options.ts";
+import { addMaxMessageSize, addOption, duration, intIn } from "./_options.ts";
 
 /** Exit code when the server cannot be reached or the connection drops. */
 export const EXIT_CONNECTION = 3;
@@ -67,6 +68,7 @@ Examples:
   proxy client --legacy 127.0.0.1 8080 --func 1000 --body '{"user_id":"allen"}' --repeat 3`,
     );
   addMaxMessageSize(cmd);
+  addOption(cmd, maxDepth);
   return cmd.action(async (target: string, rest: string[], opts) => {
     let addr: Address;
     if (target.startsWith("unix:")) {
@@ -106,14 +108,22 @@ async function runClient(
   addr: Address,
   method: string | undefined,
   params: unknown[],
-  opts: { timeout: number; repeat?: number; loop: boolean; quiet: boolean; maxMessageSize: number },
+  opts: {
+    timeout: number;
+    repeat?: number;
+    loop: boolean;
+    quiet: boolean;
+    maxMessageSize?: number;
+    maxDepth?: number;
+  },
   io: ClientOutput,
 ): Promise<number> {
   let client: RpcClient;
   try {
     client = await RpcClient.connect(addr, {
       connectTimeout: opts.timeout,
-      maxMessageSize: opts.maxMessageSize,
+      ...(opts.maxMessageSize === undefined ? {} : { maxMessageSize: opts.maxMessageSize }),
+      ...(opts.maxDepth === undefined ? {} : { maxDepth: opts.maxDepth }),
     });
   } catch (err) {
     io.err(`proxy client: ${(err as Error).message}`);
@@ -166,7 +176,7 @@ async function runLegacy(
     timeout: number;
     repeat?: number;
     quiet: boolean;
-    maxMessageSize: number;
+    maxMessageSize?: number;
     func: number;
     body: string;
   },
@@ -176,7 +186,7 @@ async function runLegacy(
   try {
     client = await LegacyClient.connect(addr, {
       connectTimeout: opts.timeout,
-      maxMessageSize: opts.maxMessageSize,
+      ...(opts.maxMessageSize === undefined ? {} : { maxMessageSize: opts.maxMessageSize }),
     });
   } catch (err) {
     io.err(`proxy client: ${(err as Error).message}`);

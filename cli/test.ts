@@ -8,7 +8,9 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import type { Address } from "../lib/net/address.ts";
 import { mainShare, type MixEntry, parseMixEntry } from "../lib/loadtest/request_mix.ts";
-import { addMaxMessageSize, address, byteSize, duration, intIn } from "./_options.ts";
+import { maxDepth } from "../lib/options/common_options.ts";
+import { parseArg } from "../lib/client/call_line.ts";
+import { addMaxMessageSize, addOption, address, byteSize, duration, intIn } from "./_options.ts";
 
 /** Exit code when the test failed (unanswered requests, unexpected errors). */
 export const EXIT_FAILED = 1;
@@ -27,12 +29,13 @@ interface TestOptions {
   payload: number;
   params?: unknown[];
   rate?: number;
-  mix: MixEntry[];
+  mix?: MixEntry[];
   chaos?: number;
-  expectError: string[];
+  expectError?: string[];
   json: boolean;
   hdrOut?: string;
-  maxMessageSize: number;
+  maxMessageSize?: number;
+  maxDepth?: number;
 }
 
 /** Builds the `test` subcommand. */
@@ -81,7 +84,6 @@ export function testCommand(): Command {
       "mix in another request, e.g. spin:[5000]:5% (repeatable); the main request gets the rest, " +
         "and latencies are also reported per method",
       mixEntry,
-      [],
     )
     .option(
       "--chaos <ms>",
@@ -92,7 +94,6 @@ export function testCommand(): Command {
       "--expect-error <code>",
       "an error code the run provokes on purpose (repeatable)",
       collect,
-      [],
     )
     .option("--json", "print one JSON object instead of the text report", false)
     .option(
@@ -111,7 +112,10 @@ Examples:
   proxy test --workers 4 --chaos 500ms`,
     );
   addMaxMessageSize(cmd);
+  addOption(cmd, maxDepth);
   return cmd.action(async (opts: TestOptions) => {
+    opts.mix ??= [];
+    opts.expectError ??= [];
     if (opts.target !== undefined && opts.workers !== undefined) {
       throw new InvalidArgumentError("--workers is for the proxy started without --target");
     }
@@ -147,7 +151,8 @@ Examples:
         ...(opts.mix.length > 0 ? { mix: opts.mix } : {}),
         ...(opts.chaos !== undefined ? { chaosMs: opts.chaos } : {}),
         expectedErrors: opts.expectError,
-        maxMessageSize: opts.maxMessageSize,
+        ...(opts.maxMessageSize !== undefined ? { maxMessageSize: opts.maxMessageSize } : {}),
+        ...(opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}),
         ...(opts.hdrOut !== undefined ? { hdrOut: opts.hdrOut } : {}),
         signal: stop.signal,
         ...(Deno.stderr.isTerminal()
@@ -168,24 +173,23 @@ Examples:
 }
 
 function jsonArray(v: string): unknown[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(v);
-  } catch {
+  // Numbers keep what their text says (big integers exactly, 1.0 a float).
+  const value = parseArg(v);
+  if (typeof value === "string") {
     throw new InvalidArgumentError(`expected a JSON array such as [10] or ["a", 1], got ${v}`);
   }
   if (!Array.isArray(value)) throw new InvalidArgumentError(`expected a JSON array, got ${v}`);
   return value;
 }
 
-function mixEntry(value: string, previous: MixEntry[]): MixEntry[] {
+function mixEntry(value: string, previous: MixEntry[] | undefined): MixEntry[] {
   try {
-    return [...previous, parseMixEntry(value)];
+    return [...(previous ?? []), parseMixEntry(value)];
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }

@@ -11,6 +11,7 @@ import {
   encodeNotification,
   encodeRequest,
   ErrorCode,
+  type InvalidMessageError,
   ProxyError,
   RemoteError,
   RESPONSE,
@@ -31,6 +32,12 @@ export interface RpcClientOptions {
   connectTimeout?: number;
   /** Aborts connecting. */
   signal?: AbortSignal;
+  /**
+   * Deepest nesting of arrays and maps decoded in results; a deeper answer
+   * fails its call with `PARSE_ERROR` (the connection goes on).
+   * @default {512}
+   */
+  maxDepth?: number;
 }
 
 /** Options of {@linkcode RpcClient.call}. */
@@ -52,7 +59,10 @@ interface Pending {
 
 /**
  * A client connection. Calls may be issued concurrently; answers are matched
- * by msgid in whatever order they arrive.
+ * by msgid in whatever order they arrive. Values go out and come back
+ * exactly (see `encodeValue` and `decodeValue`): integers beyond 2^53 as
+ * `bigint`, whole floats as `Float`, timestamps as `Timestamp`, other
+ * extensions as `Ext`.
  *
  * @example Usage
  * ```ts ignore
@@ -65,10 +75,12 @@ interface Pending {
 export class RpcClient {
   readonly #conn: FrameConnection;
   readonly #pending = new Map<number, Pending>();
+  readonly #decodeOptions: { maxDepth?: number };
   #nextId = 0;
   #closed = false;
 
   private constructor(conn: Deno.Conn, options: RpcClientOptions) {
+    this.#decodeOptions = options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth };
     const frameOptions = {
       onFrame: (frame: Uint8Array) => this.#onFrame(frame),
       onProtocolError: (err: ProxyError) => this.#failAll(err),
@@ -132,6 +144,12 @@ export class RpcClient {
       return Promise.reject(new ProxyError(ErrorCode.ABORTED, `Cannot call ${method}: aborted`));
     }
     const msgid = this.#nextId;
+    let frame: Uint8Array;
+    try {
+      frame = encodeRequest(msgid, method, params);
+    } catch (err) {
+      return Promise.reject(err); // params MessagePack cannot express
+    }
     this.#nextId = (this.#nextId + 1) >>> 0;
     return new Promise((resolve, reject) => {
       const pending: Pending = { resolve, reject, cleanup: undefined };
@@ -163,7 +181,7 @@ export class RpcClient {
         };
       }
       this.#pending.set(msgid, pending);
-      this.#conn.write(encodeRequest(msgid, method, params));
+      this.#conn.write(frame);
     });
   }
 
@@ -186,9 +204,19 @@ export class RpcClient {
   #onFrame(frame: Uint8Array): void {
     let msg;
     try {
-      msg = decodeMessage(frame);
+      msg = decodeMessage(frame, this.#decodeOptions);
     } catch (err) {
-      this.#failAll(err as ProxyError);
+      const e = err as InvalidMessageError;
+      // A body that cannot be decoded fails its own call; a broken envelope
+      // leaves nothing to trust on this connection.
+      const pending = typeof e.msgid === "number" ? this.#pending.get(e.msgid) : undefined;
+      if (pending && e.code === ErrorCode.PARSE_ERROR) {
+        this.#pending.delete(e.msgid as number);
+        pending.cleanup?.();
+        pending.reject(e);
+        return;
+      }
+      this.#failAll(e);
       this.#conn.close();
       return;
     }

@@ -83,6 +83,8 @@ export interface LoadGeneratorOptions {
   random?: () => number;
   /** Largest answer accepted. @default {8388608} */
   maxMessageSize?: number;
+  /** Deepest nesting decoded in answers. @default {512} */
+  maxDepth?: number;
   /** Stops sending early; answers still due get the grace period. */
   signal?: AbortSignal;
   /** Opens a connection. @default {connect from lib/net/address.ts} */
@@ -176,6 +178,7 @@ interface Run {
   random: () => number;
   byMethod: MethodResult[]; // by kind, when there is a mix
   maxMessageSize: number | undefined;
+  maxDepth: number | undefined;
   address: Address;
   connect: (address: Address) => Promise<Deno.Conn>;
   onSettled: () => void;
@@ -223,8 +226,11 @@ class LoadConnection {
       this.#payloadBytes = payloadBytes;
     } else {
       this.#template = encodeRequest(0, method, params);
-      this.#expected = new Uint8Array(0);
-      this.#check = false;
+      // An echo of given params must come back as they were sent, byte for
+      // byte: the codec writes every value in its one canonical form.
+      const echoed = method === "echo" && params.length > 0;
+      this.#expected = echoed ? encodeValue(params[0]) : new Uint8Array(0);
+      this.#check = echoed;
       this.#payloadBytes = 0;
     }
     this.#payloadAt = this.#template.length - this.#payloadBytes;
@@ -406,13 +412,18 @@ class LoadConnection {
   #verifySlowly(frame: Uint8Array, msgid: number, check = this.#check): string | null {
     let msg;
     try {
-      msg = decodeMessage(frame);
+      msg = decodeMessage(
+        frame,
+        this.#run.maxDepth === undefined ? {} : { maxDepth: this.#run.maxDepth },
+      );
     } catch {
       return CheckCode.INVALID_RESPONSE;
     }
     if (msg.type !== RESPONSE) return CheckCode.INVALID_RESPONSE;
     if (msg.error !== null && msg.error !== undefined) return toWireError(msg.error).code;
     if (!check) return null;
+    // Given params: only the exact bytes (the fast path) are right.
+    if (this.#payloadBytes === 0) return CheckCode.PAYLOAD_MISMATCH;
     const result = msg.result;
     if (!(result instanceof Uint8Array) || result.length !== this.#payloadBytes) {
       return CheckCode.PAYLOAD_MISMATCH;
@@ -567,6 +578,7 @@ export class LoadGenerator {
       random: options.random ?? Math.random,
       byMethod,
       maxMessageSize: options.maxMessageSize,
+      maxDepth: options.maxDepth,
       address: options.address,
       connect: options.connect ?? connectAddress,
       onSettled: () => {},

@@ -48,6 +48,8 @@ export interface LoadTestOptions {
   expectedErrors?: string[];
   /** Largest answer accepted. */
   maxMessageSize?: number;
+  /** Deepest nesting decoded in answers. */
+  maxDepth?: number;
   /**
    * A file to write the measured latencies to, as HdrHistogram's
    * percentile-distribution text in milliseconds (see
@@ -107,6 +109,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport>
         "rate",
         "mix",
         "maxMessageSize",
+        "maxDepth",
         "signal",
       ]),
     });
