@@ -53,11 +53,15 @@ def vectors():
                           "e": ExtType(7, b"\x01\x02\x03"), "b": b"\x00\xff", "s": "✓", "n": None}
 
 
+def packb(value):
+    return msgpack.packb(value, use_bin_type=True, datetime=False)
+
+
 def main():
     for name, value in vectors():
-        packed = msgpack.packb(value, use_bin_type=True, datetime=False)
-        print(json.dumps({"name": name, "hex": packed.hex()}))
+        print(json.dumps({"name": name, "hex": packb(value).hex()}))
     sys.stdout.flush()
 
 
-main()
+if __name__ == "__main__":
+    main()

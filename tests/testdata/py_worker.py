@@ -4,7 +4,15 @@
 It follows the worker contract: listen on the Unix socket given as argv[1]
 (or $PROXY_WORKER_SOCKET), answer requests, and exit when stdin closes
 (the proxy is gone) or on a `shutdown` notification. Its tiny MessagePack
-codec covers nil, bool, int, float64, str, bin, array and map.
+codec covers nil, bool, int (up to 2^64-1), float64, str, bin, array and map,
+in the canonical (shortest) forms.
+
+For tests, environment variables make it misbehave the way real servers do:
+PY_WORKER_GREET=1 sends, on each connection, a notification and a request of
+its own with method names as bin (as pynvim does); PY_WORKER_SILENT_UNKNOWN=1
+never answers a method it does not know; PY_WORKER_IGNORE_SHUTDOWN=1 ignores
+the shutdown notification and the end of stdin (as Neovim does);
+PY_WORKER_STOP_READING=1 stops reading its connection after the first request.
 """
 import asyncio
 import os
@@ -94,11 +102,19 @@ def pack(v):
     if v is False:
         return b"\xc2"
     if isinstance(v, int):
-        if 0 <= v <= 0x7F:
-            return bytes([v])
-        if -32 <= v < 0:
+        if v >= 0:
+            for limit, head, fmt in ((0x7F, b"", ">B"), (0xFF, b"\xcc", ">B"), (0xFFFF, b"\xcd", ">H"),
+                                     (0xFFFFFFFF, b"\xce", ">I"), (2**64 - 1, b"\xcf", ">Q")):
+                if v <= limit:
+                    return head + struct.pack(fmt, v)
+            raise OverflowError("integer beyond 64 bits")
+        if v >= -32:
             return bytes([v + 0x100])
-        return b"\xd3" + struct.pack(">q", v)
+        for limit, head, fmt in ((-0x80, b"\xd0", ">b"), (-0x8000, b"\xd1", ">h"),
+                                 (-0x80000000, b"\xd2", ">i"), (-2**63, b"\xd3", ">q")):
+            if v >= limit:
+                return head + struct.pack(fmt, v)
+        raise OverflowError("integer beyond 64 bits")
     if isinstance(v, float):
         return b"\xcb" + struct.pack(">d", v)
     if isinstance(v, str):
@@ -120,7 +136,16 @@ METHODS = {
 }
 
 
+GREET = os.environ.get("PY_WORKER_GREET") == "1"
+SILENT_UNKNOWN = os.environ.get("PY_WORKER_SILENT_UNKNOWN") == "1"
+IGNORE_SHUTDOWN = os.environ.get("PY_WORKER_IGNORE_SHUTDOWN") == "1"
+STOP_READING = os.environ.get("PY_WORKER_STOP_READING") == "1"
+
+
 async def serve(reader, writer, stop):
+    if GREET:
+        writer.write(pack([2, b"nvim_set_client_info", ["py_worker", {}, "remote", {}, {}]]))
+        writer.write(pack([0, 7, b"nvim_get_api_info", []]))
     buf = bytearray()
     while True:
         chunk = await reader.read(65536)
@@ -137,11 +162,20 @@ async def serve(reader, writer, stop):
                 _, msgid, method, params = msg
                 fn = METHODS.get(method)
                 if fn is None:
+                    if SILENT_UNKNOWN:
+                        continue
                     err = {"code": "METHOD_NOT_FOUND", "message": "Cannot call %s: no such method" % method}
                     writer.write(pack([1, msgid, err, None]))
                 else:
                     writer.write(pack([1, msgid, None, fn(*params)]))
-            elif msg[0] == 2 and msg[1] == "shutdown":
+                if STOP_READING:
+                    await writer.drain()
+                    print("stopped reading", file=sys.stderr, flush=True)
+                    await asyncio.sleep(3600)
+            elif msg[0] == 1 and msg[1] == 7:
+                code = msg[2]["code"] if isinstance(msg[2], dict) else msg[2]
+                print("greeting answered: %s" % code, file=sys.stderr, flush=True)
+            elif msg[0] == 2 and msg[1] == "shutdown" and not IGNORE_SHUTDOWN:
                 stop.set()
         await writer.drain()
     writer.close()
@@ -153,7 +187,12 @@ async def main():
     server = await asyncio.start_unix_server(lambda r, w: serve(r, w, stop), path=path)
     loop = asyncio.get_running_loop()
     # stdin closing means the proxy is gone.
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 512) else None)
+    def on_stdin():
+        if not os.read(sys.stdin.fileno(), 512):
+            loop.remove_reader(sys.stdin.fileno())
+            if not IGNORE_SHUTDOWN:
+                stop.set()
+    loop.add_reader(sys.stdin.fileno(), on_stdin)
     await stop.wait()
     server.close()
     try:
