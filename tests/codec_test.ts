@@ -76,7 +76,11 @@ Deno.test("timestamps round-trip exactly in all three forms", () => {
     assert.deepEqual([t.seconds, t.nanoseconds], [s, ns]);
     assert.equal(hex(encodeValue(t)), h);
   }
-  assert.equal(hex(encodeValue(new Date(1500))), "d7ff7735940000000001", "the same bytes Python writes for Timestamp(1, 500000000)");
+  assert.equal(
+    hex(encodeValue(new Date(1500))),
+    "d7ff7735940000000001",
+    "the same bytes Python writes for Timestamp(1, 500000000)",
+  );
   // A type -1 payload that is no timestamp is carried, not refused.
   const odd = decodeValue(bytes("d5ff0102"));
   assert.deepEqual(odd, new Ext(-1, new Uint8Array([1, 2])));

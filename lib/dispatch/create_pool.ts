@@ -6,6 +6,7 @@
  * @module
  */
 
+import { MAX_ENVELOPE_HEAD } from "../protocol/envelope.ts";
 import type { CommandLine } from "../process/self_command.ts";
 import type { SpawnFn } from "../process/spawn.ts";
 import { resolveServeSettings, type ServeSettings } from "../options/serve_options.ts";
@@ -51,8 +52,9 @@ export function createPool(options: PoolOptions): Dispatcher {
     readyCheck: s.readyCheck,
     shutdownGrace: s.shutdownGrace,
     workerWriteLimit: s.workerWriteLimit,
-    // A worker's answers may carry what a client's request could.
-    maxMessageSize: s.maxMessageSize,
+    // A worker's answer may carry what a client's request could, under the
+    // proxy's msgid (up to 9 bytes where the client's took 1).
+    maxMessageSize: s.maxMessageSize + MAX_ENVELOPE_HEAD,
     errorFormat: s.errorFormat,
     maxRequests: s.maxRequests,
     maxRequestsJitter: s.maxRequestsJitter,

@@ -655,24 +655,8 @@ export class Supervisor implements EndpointSet {
       if (slot.timer !== undefined) clearTimeout(slot.timer);
       for (const w of [slot.worker, slot.next, ...slot.retiring]) if (w) all.push(w);
     }
-    for (const w of all) w.shutdown();
-    const exits = Promise.all(all.map((w) => w.exited));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = await Promise.race([
-      exits.then(() => false),
-      new Promise<boolean>((r) => timer = setTimeout(() => r(true), graceMs)),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
-      for (const w of all) {
-        if (w.state === "exited") continue;
-        this.#log.warn(
-          `Worker ${w.slot} (pid ${w.pid}) did not exit within ${graceMs} ms of being asked to stop; killing it with SIGKILL`,
-        );
-        w.kill("did not stop within the grace period");
-      }
-      await exits;
-    }
+    for (const w of all) w.shutdown(graceMs);
+    await Promise.all(all.map((w) => w.exited));
     this.#setReady([]);
   }
 }

@@ -367,13 +367,25 @@ export class Worker implements TrackedHost {
    * finishes what it has in flight. One that is still running after the
    * shutdown grace is killed with SIGKILL, and the log says so.
    */
-  shutdown(): void {
-    if (this.#shutdownRequested || this.#state === "exited") return;
+  shutdown(graceMs?: number): void {
+    if (this.#state === "exited") return;
+    const grace = graceMs ?? this.#options.shutdownGrace ?? 5_000;
+    if (this.#shutdownRequested) {
+      // Asked again with less time (the proxy is stopping): the shorter grace wins.
+      if (graceMs !== undefined && graceMs < (this.#options.shutdownGrace ?? 5_000)) {
+        clearTimeout(this.#graceTimer);
+        this.#armGrace(grace);
+      }
+      return;
+    }
     this.#shutdownRequested = true;
     this.drain();
     this.#endpoint?.notifyMethod("shutdown");
     this.#process?.closeStdin();
-    const grace = this.#options.shutdownGrace ?? 5_000;
+    this.#armGrace(grace);
+  }
+
+  #armGrace(grace: number): void {
     this.#graceTimer = setTimeout(() => {
       if (this.#state === "exited") return;
       log.warn(

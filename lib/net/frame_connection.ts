@@ -160,6 +160,7 @@ export class FrameConnection<F = Uint8Array> {
       if (this.#initial) {
         decoder.push(this.#initial);
         this.#initial = undefined;
+        this.#partialSince = this.#now();
         more = true;
       }
       while (!this.#closed && !this.#closing && !this.#readStopped) {

@@ -79,6 +79,8 @@ export interface SpawnOptions {
   stdin?: "piped" | "null";
   /** Working directory. @default {the test's working directory} */
   cwd?: string;
+  /** The executable. @default {deno} */
+  command?: string;
 }
 
 /** Options of {@linkcode ProgramProcess.waitForLine}. */
@@ -130,7 +132,7 @@ export class ProgramProcess implements AsyncDisposable {
    * @param options Environment, stdin and working directory.
    */
   constructor(denoArgs: string[], options: SpawnOptions = {}) {
-    this.child = new Deno.Command(Deno.execPath(), {
+    this.child = new Deno.Command(options.command ?? Deno.execPath(), {
       args: denoArgs,
       stdin: options.stdin ?? "null",
       stdout: "piped",
@@ -354,6 +356,22 @@ export function spawnProgram(args: string[], options: SpawnOptions = {}): Progra
  */
 export function spawnDeno(denoArgs: string[], options: SpawnOptions = {}): ProgramProcess {
   return new ProgramProcess(denoArgs, options);
+}
+
+/**
+ * Starts any command, collecting its output like {@linkcode spawnProgram} does.
+ *
+ * @param command The executable, e.g. `sh`.
+ * @param args Its arguments.
+ * @param options Environment, stdin and working directory.
+ * @returns The running process; dispose it with `await using`.
+ */
+export function spawnCommand(
+  command: string,
+  args: string[],
+  options: SpawnOptions = {},
+): ProgramProcess {
+  return new ProgramProcess(args, { ...options, command });
 }
 
 /**

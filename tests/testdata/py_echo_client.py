@@ -26,7 +26,7 @@ def connect(args):
 
 def main():
     sock = connect(sys.argv[1:])
-    unpacker = msgpack.Unpacker(raw=True, strict_map_key=False, timestamp=0, ext_hook=msgpack.ExtType)
+    unpacker = msgpack.Unpacker(raw=True, use_list=False, strict_map_key=False, timestamp=0, ext_hook=msgpack.ExtType)
     mismatches = []
     sent = 0
     for msgid, (name, value) in enumerate(vectors(), start=1):

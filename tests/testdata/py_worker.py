@@ -12,7 +12,9 @@ PY_WORKER_GREET=1 sends, on each connection, a notification and a request of
 its own with method names as bin (as pynvim does); PY_WORKER_SILENT_UNKNOWN=1
 never answers a method it does not know; PY_WORKER_IGNORE_SHUTDOWN=1 ignores
 the shutdown notification and the end of stdin (as Neovim does);
-PY_WORKER_STOP_READING=1 stops reading its connection after the first request.
+PY_WORKER_STOP_READING=1 stops reading its connection after the first request
+(the method stop_reading does it for one worker); PY_WORKER_NO_PING=1 does
+not know ping.
 """
 import asyncio
 import os
@@ -133,7 +135,11 @@ METHODS = {
     "ping": lambda: "pong",
     "echo": lambda x=None: x,
     "whoami": lambda: {"impl": "python", "pid": os.getpid()},
+    # Answers, then this connection is never read again (a worker that hangs).
+    "stop_reading": lambda: os.getpid(),
 }
+if os.environ.get("PY_WORKER_NO_PING") == "1":
+    del METHODS["ping"]
 
 
 GREET = os.environ.get("PY_WORKER_GREET") == "1"
@@ -168,7 +174,7 @@ async def serve(reader, writer, stop):
                     writer.write(pack([1, msgid, err, None]))
                 else:
                     writer.write(pack([1, msgid, None, fn(*params)]))
-                if STOP_READING:
+                if STOP_READING or method == "stop_reading":
                     await writer.drain()
                     print("stopped reading", file=sys.stderr, flush=True)
                     await asyncio.sleep(3600)
