@@ -16,7 +16,7 @@ export interface BatchedWriterOptions {
   onDrained?: () => void;
 }
 
-const INITIAL_SIZE = 16 * 1024;
+const INITIAL_SIZE = 512;
 // A burst may grow the spare buffer; past this it is let go after use.
 const KEEP_LIMIT = 1024 * 1024;
 // Buffers are allocated on first write and let go by trim(), so an idle

@@ -53,6 +53,10 @@ const PERMISSIONS = ["read", "write", "net", "env", "run", "sys", "ffi", "import
 export function currentRuntime(mainModule: string = Deno.mainModule): Runtime {
   const denoFlags = ["--quiet", "--no-prompt"];
   if (!Deno.build.standalone) {
+    // The proxy frees the memory of closed connections with it (see ProxyServer).
+    if (typeof (globalThis as { gc?: unknown }).gc === "function") {
+      denoFlags.push("--v8-flags=--expose-gc");
+    }
     for (const name of PERMISSIONS) {
       try {
         if (Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state === "granted") {

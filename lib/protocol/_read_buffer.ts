@@ -15,7 +15,7 @@
  */
 
 /** The first read region of a connection, and what an idle one goes back to. */
-export const MIN_READ_SIZE = 2048;
+export const MIN_READ_SIZE = 256;
 
 const EMPTY = new Uint8Array(0);
 
