@@ -297,25 +297,28 @@ Deno.test("serve reports start errors clearly and exits nonzero", async (t) => {
       assert.equal(r.code, 2, `${args}: ${r.stderr}`);
     }
   });
-  await t.step("every value out of range exits 2 with the flag and the range, none with an internal message", async () => {
-    const cases: [string[], RegExp][] = [
-      [["--queue-timeout", "0"], /--queue-timeout.*expected a duration from 1ms to/],
-      [["--request-timeout", "99999999999h"], /--request-timeout.*expected a duration from 0 to/],
-      [["--max-message-size", "5g"], /--max-message-size.*from 64 to 4294967295/],
-      [["--min-spare", "5", "--max-spare", "2"], /--min-spare: 5 is above --max-spare 2/],
-      [["--ready-check", "maybe"], /--ready-check.*expected one of ping, connect/],
-      [["--error-format", "json"], /--error-format.*expected one of map, array/],
-      [["--route-key", "a..b"], /--route-key.*empty segment/],
-      [["--method-timeout", "echo"], /--method-timeout.*expected NAME=DURATION/],
-      [["--max-in-flight-per-connection", "0"], /--max-in-flight-per-connection/],
-    ];
-    const results = await Promise.all(cases.map(([args]) => runProgram(serveArgs(...args))));
-    for (const [i, [args, pattern]] of cases.entries()) {
-      assert.equal(results[i]!.code, 2, `${args}: ${results[i]!.stderr}`);
-      assert.match(results[i]!.stderr, pattern, args.join(" "));
-      assert.doesNotMatch(results[i]!.stderr, /RangeError|at .*\.ts:\d+/, args.join(" "));
-    }
-  });
+  await t.step(
+    "every value out of range exits 2 with the flag and the range, none with an internal message",
+    async () => {
+      const cases: [string[], RegExp][] = [
+        [["--queue-timeout", "0"], /--queue-timeout.*expected a duration from 1ms to/],
+        [["--request-timeout", "99999999999h"], /--request-timeout.*expected a duration from 0 to/],
+        [["--max-message-size", "5g"], /--max-message-size.*from 64 to 4294967295/],
+        [["--min-spare", "5", "--max-spare", "2"], /--min-spare: 5 is above --max-spare 2/],
+        [["--ready-check", "maybe"], /--ready-check.*expected one of ping, connect/],
+        [["--error-format", "json"], /--error-format.*expected one of map, array/],
+        [["--route-key", "a..b"], /--route-key.*empty segment/],
+        [["--method-timeout", "echo"], /--method-timeout.*expected NAME=DURATION/],
+        [["--max-in-flight-per-connection", "0"], /--max-in-flight-per-connection/],
+      ];
+      const results = await Promise.all(cases.map(([args]) => runProgram(serveArgs(...args))));
+      for (const [i, [args, pattern]] of cases.entries()) {
+        assert.equal(results[i]!.code, 2, `${args}: ${results[i]!.stderr}`);
+        assert.match(results[i]!.stderr, pattern, args.join(" "));
+        assert.doesNotMatch(results[i]!.stderr, /RangeError|at .*\.ts:\d+/, args.join(" "));
+      }
+    },
+  );
   await t.step("--help shows defaults as the README writes them", async () => {
     const r = await runProgram(["serve", "--help"]);
     assert.equal(r.code, 0);
