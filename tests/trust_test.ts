@@ -499,3 +499,23 @@ Deno.test("Neovim as a worker: ready on its error answer to ping, its errors pas
 function quote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
+
+Deno.test("a worker busy with a request that timed out is not taken for idle", async () => {
+  await using p = await startProxy([
+    "--workers",
+    "2",
+    "--test-methods",
+    "--request-timeout",
+    "150ms",
+  ]);
+  const slow = await errorOf(p.client.call("sleep", [3000]));
+  assert.equal(slow.code, "TIMEOUT");
+  // The worker still sleeping has one request on it; the other has none: every
+  // new request goes to the other one while it has fewer.
+  const pids = new Set<number>();
+  for (let i = 0; i < 6; i++) pids.add((await p.client.call("info") as { pid: number }).pid);
+  assert.equal(pids.size, 1, "all to the worker that is not busy");
+  const s = await p.stats();
+  const sleeper = s.workers.find((w) => !pids.has(w.pid!))!;
+  assert.equal(sleeper.served, 0, "the sleeping worker got nothing more");
+});
