@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import { createPool, type PoolOptions } from "../lib/dispatch/create_pool.ts";
+import { createPool, type PoolOptions } from "../lib/dispatch/create_dispatcher.ts";
 import type { Dispatcher } from "../lib/dispatch/dispatcher.ts";
 import type { Supervisor } from "../lib/dispatch/supervisor.ts";
 import { createEnvelope, encodeRequest, readEnvelope } from "../lib/protocol/mod.ts";

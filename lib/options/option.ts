@@ -133,6 +133,27 @@ export function intOption(
   }, (v) => checkInt(v, init.min, max));
 }
 
+/** A number (a fraction allowed) within [min, max], or exactly one of `also`. */
+export function numberOption(
+  init: OptionInit<number> & { min: number; max: number; also?: readonly number[] },
+): Option<number> {
+  const range = () =>
+    `expected a number from ${init.min} to ${init.max}${
+      init.also?.length ? ` (or ${init.also.join(", ")})` : ""
+    }`;
+  const check = (v: unknown) => {
+    const ok = typeof v === "number" && Number.isFinite(v) &&
+      ((v >= init.min && v <= init.max) || (init.also ?? []).includes(v));
+    if (!ok) throw new RangeError(`${range()}, got ${describe(v)}`);
+    return v as number;
+  };
+  return make(init, "x", (v) => String(v), (text) => {
+    const n = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
+    if (Number.isNaN(n)) throw new RangeError(`${range()}, got "${text}"`);
+    return check(n);
+  }, check);
+}
+
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** The longest duration a timer can wait: setTimeout's limit, about 24.8 days. */

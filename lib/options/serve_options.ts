@@ -23,12 +23,17 @@ import {
   messageTimeout,
   writeBufferLimit,
 } from "./common_options.ts";
+import { BALANCE_STRATEGIES, type BalanceStrategy } from "../dispatch/balancers/balancer.ts";
+import { HEALTH_CHECKS, type HealthCheck } from "../dispatch/upstream.ts";
+import { parseUpstreamSpec } from "../dispatch/upstream_spec.ts";
+import { parseAddress } from "../net/address.ts";
 import {
   choiceOption,
   durationMapOption,
   durationOption,
   intOption,
   listOption,
+  numberOption,
   OptionError,
   type OptionTable,
   repeatOption,
@@ -62,10 +67,10 @@ export const SERVE_OPTIONS: OptionTable = [
   }),
   intOption({
     name: "workers",
-    help: "static: worker processes",
+    help: "static: worker processes (0: none, upstreams only)",
     default: CPUS,
     defaultText: "number of CPUs",
-    min: 1,
+    min: 0,
     max: 4096,
   }),
   intOption({
@@ -121,6 +126,134 @@ export const SERVE_OPTIONS: OptionTable = [
     name: "handler",
     arg: "module",
     help: "handler module for the built-in workers (repeatable)",
+  }),
+  repeatOption({
+    name: "upstream",
+    arg: "where",
+    help:
+      "a remote server: tcp:HOST:PORT, unix:/path, dns:NAME:PORT or srv:_svc._tcp.NAME, with ,weight=N (repeatable)",
+    validate: (text) => void parseUpstreamSpec(text),
+  }),
+  choiceOption<BalanceStrategy>({
+    name: "balance",
+    help: "per-request strategy: least-request, round-robin, hash (on --route-key) or ewma",
+    default: "least-request",
+    choices: BALANCE_STRATEGIES,
+  }),
+  numberOption({
+    name: "hash-balance-factor",
+    help: "hash: no host takes more than this times the average load (0 = strict, no bound)",
+    default: 0,
+    min: 1,
+    max: 100,
+    also: [0],
+  }),
+  intOption({
+    name: "upstream-connections",
+    help: "multiplexed connections kept open to each upstream",
+    default: 2,
+    min: 1,
+    max: 64,
+  }),
+  durationOption({
+    name: "upstream-connect-timeout",
+    help: "how long a connection to an upstream may take (then: retried with backoff and jitter)",
+    default: 2_000,
+    min: 1,
+  }),
+  intOption({
+    name: "upstream-max-in-flight",
+    help: "requests one upstream may have in flight",
+    default: 256,
+    min: 1,
+    max: 1_000_000,
+  }),
+  intOption({
+    name: "upstream-max-pending",
+    help:
+      "requests that may wait for one particular upstream (hashing); beyond: UPSTREAM_OVERLOADED",
+    default: 1024,
+    min: 0,
+    max: 1_000_000,
+  }),
+  durationOption({
+    name: "health-interval",
+    help: "time between active checks of each upstream (0 = none)",
+    default: 5_000,
+  }),
+  durationOption({
+    name: "health-timeout",
+    help: "how long one check may take",
+    default: 2_000,
+    min: 1,
+  }),
+  choiceOption<HealthCheck>({
+    name: "health-check",
+    help:
+      "a check passes when the upstream answers ping (any answer), or when it accepts a connection",
+    default: "ping",
+    choices: HEALTH_CHECKS,
+  }),
+  intOption({
+    name: "health-rise",
+    help: "passing checks in a row that make an upstream healthy again",
+    default: 2,
+    min: 1,
+    max: 100,
+  }),
+  intOption({
+    name: "health-fall",
+    help: "failing checks in a row that make an upstream unhealthy",
+    default: 3,
+    min: 1,
+    max: 100,
+  }),
+  intOption({
+    name: "outlier-failures",
+    help: "transport failures in a row (lost connection, timeout) that eject an upstream",
+    default: 5,
+    min: 1,
+    max: 1000,
+  }),
+  durationOption({
+    name: "ejection-time",
+    help: "how long an upstream stays ejected, times its number of ejections (at most 10 times)",
+    default: 10_000,
+    min: 1,
+  }),
+  intOption({
+    name: "max-ejection-percent",
+    help: "most upstreams ejected at once, in percent",
+    default: 50,
+    min: 0,
+    max: 100,
+  }),
+  intOption({
+    name: "panic-threshold",
+    help: "below this percent of healthy upstreams, requests go to all of them",
+    default: 50,
+    min: 0,
+    max: 100,
+  }),
+  durationOption({
+    name: "slow-start",
+    help: "an upstream that joins or recovers ramps up to its weight over this long (0 = at once)",
+    default: 0,
+  }),
+  durationOption({
+    name: "dns-refresh",
+    help: "longest time between lookups of dns: and srv: upstreams (sooner when the TTL says so)",
+    default: 30_000,
+    min: 1000,
+  }),
+  stringOption({
+    name: "dns-server",
+    arg: "host:port",
+    help: "DNS server for dns: and srv: upstreams (default: the system's)",
+    validate: (text) => {
+      const a = parseAddress(text);
+      if (a.transport !== "tcp") throw new RangeError("expected HOST:PORT");
+    },
   }),
   intOption({
     name: "max-in-flight-per-worker",
@@ -283,6 +416,25 @@ export interface ServeSettings {
   routeKey: string;
   workerCmd: string | undefined;
   handler: string[];
+  upstream: string[];
+  balance: BalanceStrategy;
+  hashBalanceFactor: number;
+  upstreamConnections: number;
+  upstreamConnectTimeout: number;
+  upstreamMaxInFlight: number;
+  upstreamMaxPending: number;
+  healthInterval: number;
+  healthTimeout: number;
+  healthCheck: HealthCheck;
+  healthRise: number;
+  healthFall: number;
+  outlierFailures: number;
+  ejectionTime: number;
+  maxEjectionPercent: number;
+  panicThreshold: number;
+  slowStart: number;
+  dnsRefresh: number;
+  dnsServer: string | undefined;
   maxInFlightPerWorker: number;
   workerWriteLimit: number;
   queueSize: number;

@@ -40,6 +40,8 @@ export const ErrorCode = {
   SHUTTING_DOWN: "SHUTTING_DOWN",
   /** The upstream serving the request failed (its connection broke) before answering. */
   UPSTREAM_FAILED: "UPSTREAM_FAILED",
+  /** No upstream can take the request (none connected, healthy or discovered). */
+  NO_UPSTREAMS: "NO_UPSTREAMS",
   /** The request's upstream is at its limit of requests in flight and waiting. */
   UPSTREAM_OVERLOADED: "UPSTREAM_OVERLOADED",
   /** A `proxy.*` method that changes state, called without `--control-methods`. */

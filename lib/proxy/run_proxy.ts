@@ -11,7 +11,7 @@ import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
 import { MAX_ENVELOPE_HEAD } from "../protocol/envelope.ts";
 import { resolveServeSettings, type ServeSettings } from "../options/serve_options.ts";
-import { createPool } from "../dispatch/create_pool.ts";
+import { createDispatcher } from "../dispatch/create_dispatcher.ts";
 import { connectionsWithin, readOpenFileLimit } from "../process/fd_limit.ts";
 import { workerCommandLine } from "../process/self_command.ts";
 import { createSocketDir, removeStaleSocketDirs } from "../process/socket_dir.ts";
@@ -74,7 +74,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   const socketDir = await createSocketDir();
   try {
     const backendArgs = builtinWorkerArgs(s);
-    const pool = createPool({
+    const pool = createDispatcher({
       ...s,
       socketDir: socketDir.path,
       commandLine: (socket) =>
@@ -87,7 +87,8 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     const server = new ProxyServer({
       address: { transport: "tcp", hostname: s.host, port: s.port },
       pool,
-      routed: s.pool === "dedicated",
+      // Dedicated workers and hashing need each request's key.
+      routed: s.pool === "dedicated" || s.balance === "hash",
       legacyHandler: serveLegacy,
       maxMessageSize: s.maxMessageSize,
       maxConnections,
@@ -136,9 +137,17 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     try {
       await pool.start();
       server.serve();
-      const size = s.pool === "static"
+      const workers = s.pool === "static"
         ? `${s.workers} worker${s.workers === 1 ? "" : "s"}`
         : `${s.pool} pool of up to ${s.maxWorkers} workers`;
+      const upstreams = s.upstream.length === 0
+        ? ""
+        : ` and ${s.upstream.length} upstream${
+          s.upstream.length === 1 ? "" : "s"
+        } (--balance ${s.balance})`;
+      const size = s.pool === "static" && s.workers === 0
+        ? upstreams.slice(5)
+        : `${workers}${upstreams}`;
       log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${size}`);
       onListening?.(formatAddress(bound));
       const why = await stopped;
