@@ -52,8 +52,14 @@ export interface DispatcherOptions {
   maxPendingPerHost?: number;
   /** Measure each request's latency precisely (for latency-aware balancing). @default {false} */
   timed?: boolean;
-  /** Milliseconds between housekeeping runs (deadlines, queue timeouts). @default {50} */
+  /**
+   * Milliseconds between housekeeping runs (deadlines, queue timeouts); 0
+   * runs none (tests call {@linkcode Dispatcher.housekeep} themselves).
+   * @default {50}
+   */
   housekeepingMs?: number;
+  /** The clock (ms). @default {performance.now} */
+  now?: () => number;
 }
 
 /** The dispatcher's counters, in `proxy.stats` `totals`. */
@@ -111,7 +117,8 @@ export class Dispatcher {
   readonly #budget: RetryBudget | null;
   readonly #maxPendingPerHost: number;
   readonly #housekeepingMs: number;
-  #clock = performance.now();
+  readonly #now: () => number;
+  #clock: number;
   #housekeeping: ReturnType<typeof setInterval> | undefined;
   #closing = false;
   #idleWaiters: (() => void)[] = [];
@@ -149,6 +156,8 @@ export class Dispatcher {
       : null;
     this.#maxPendingPerHost = options.maxPendingPerHost ?? Infinity;
     this.#housekeepingMs = options.housekeepingMs ?? 50;
+    this.#now = options.now ?? (() => performance.now());
+    this.#clock = this.#now();
   }
 
   /** The endpoint set, for tooling and tests. */
@@ -174,7 +183,9 @@ export class Dispatcher {
       waiting: (pin) => this.#queue.lengthOf(pin),
     });
     // Deadlines, queue timeouts and the set's own chores share one timer.
-    this.#housekeeping = setInterval(() => this.#housekeep(), this.#housekeepingMs);
+    if (this.#housekeepingMs > 0) {
+      this.#housekeeping = setInterval(() => this.housekeep(), this.#housekeepingMs);
+    }
   }
 
   /**
@@ -278,7 +289,7 @@ export class Dispatcher {
     }
     if (this.#deadlines || this.#timed) {
       // The housekeeping clock (50 ms steps) spares a clock read per request.
-      const now = this.#timed ? performance.now() : this.#clock;
+      const now = this.#timed ? this.#now() : this.#clock;
       call.startedAt = now;
       if (this.#deadlines) {
         const timeout = this.#methodTimeouts.size === 0
@@ -393,9 +404,10 @@ export class Dispatcher {
     for (const call of stranded) this.#fail(call, error);
   }
 
-  #housekeep(): void {
+  /** Answers queue timeouts and deadlines, and runs the set's chores (the timer calls it). */
+  housekeep(): void {
     if (this.#closing) return;
-    const now = this.#clock = performance.now();
+    const now = this.#clock = this.#now();
     if (this.#queue.length > 0) {
       for (const call of this.#queue.expire((c) => c.queueDeadline <= now)) {
         if (call.notification) continue;

@@ -31,14 +31,22 @@ export interface HashBalancerOptions {
   tableSize?: number;
 }
 
-/** 64-bit FNV-1a, folded to a number below 2^53 (stable across processes and versions). */
+/**
+ * A 53-bit hash of a string (cyrb53: two multiplicative 32-bit lanes mixed
+ * together), the same in every process and version, and cheap enough to run
+ * per request.
+ */
 export function hashKey(text: string): number {
-  let h = 0xcbf29ce484222325n;
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
   for (let i = 0; i < text.length; i++) {
-    h ^= BigInt(text.charCodeAt(i));
-    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
   }
-  return Number(h >> 11n);
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
 /**
