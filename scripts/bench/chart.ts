@@ -11,7 +11,13 @@ import { compile, type TopLevelSpec } from "vega-lite";
 import type { CurvePoint } from "./statistics.ts";
 
 /** The targets in the order every chart uses; each keeps its colour in every chart. */
-export const CHART_TARGETS: readonly string[] = ["direct", "ours", "haproxy", "nginx"];
+export const CHART_TARGETS: readonly string[] = [
+  "direct",
+  "ours",
+  "ours-upstream",
+  "haproxy",
+  "nginx",
+];
 
 // Vega's "tableau10" colours, the first for direct, the second for ours, ...
 const PALETTE = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2"];

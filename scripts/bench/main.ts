@@ -3,6 +3,8 @@
  * program) at several connection counts and pipeline depths against
  *
  * - direct: one worker (`proxy backend --listen 127.0.0.1:0`) without proxy;
+ * - ours-upstream: `proxy serve --workers 0 --upstream ...` over TCP to the
+ *   same N workers HAProxy uses, so the topology is identical side by side;
  * - ours: `proxy serve --workers N`, the product as shipped (its own workers
  *   on unix sockets);
  * - haproxy: HAProxy in TCP mode, `balance leastconn`, in front of N workers

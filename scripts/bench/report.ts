@@ -119,23 +119,28 @@ export function resultTables(
     }
   }
   const names = new Set(targets.map((t) => t.name));
-  const cols: [string, string, Metric][] = [];
+  const cols: [string, string, Metric, string][] = [];
   const rps: Metric = (c) => c.rps;
   const p99: Metric = (c) => c.p99;
   const methodP99 = (m: string): Metric => (c) => c.p99ByMethod[m];
   for (const [other, label] of [["haproxy", "HAProxy"], ["direct", "direct"], ["nginx", "nginx"]]) {
     if (!names.has(other!)) continue;
-    cols.push([`ours/${label} req/s`, other!, rps]);
+    cols.push([`ours/${label} req/s`, other!, rps, "ours"]);
     if (other === "direct") continue;
-    cols.push([`ours/${label} p99`, other!, p99]);
-    for (const m of methods) cols.push([`ours/${label} p99 ${m}`, other!, methodP99(m)]);
+    cols.push([`ours/${label} p99`, other!, p99, "ours"]);
+    for (const m of methods) cols.push([`ours/${label} p99 ${m}`, other!, methodP99(m), "ours"]);
+  }
+  // The same topology as HAProxy: our proxy over TCP to its very workers.
+  if (names.has("ours-upstream") && names.has("haproxy")) {
+    cols.push(["ours-upstream/HAProxy req/s", "haproxy", rps, "ours-upstream"]);
+    cols.push(["ours-upstream/HAProxy p99", "haproxy", p99, "ours-upstream"]);
   }
   lines.push("", "Ratios of the medians:", "");
   lines.push(`| connections x pipeline | ${cols.map((c) => c[0]).join(" | ")} |`);
   lines.push(`| --- | ${cols.map(() => "---:").join(" | ")} |`);
   for (const shape of shapes) {
-    const ours = get(shape, "ours");
-    const cells = cols.map(([, other, metric]) => {
+    const cells = cols.map(([, other, metric, mine]) => {
+      const ours = get(shape, mine);
       const theirs = get(shape, other);
       return fmtRatio(ratio(ours ? metric(ours) : null, theirs ? metric(theirs) : null));
     });

@@ -24,6 +24,7 @@ import {
   startHaproxy,
   startNginx,
   startOurs,
+  startOursUpstream,
   type Target,
 } from "./targets.ts";
 
@@ -82,6 +83,7 @@ export async function runBench(
   const targets: Target[] = [
     directTarget(backends),
     await startOurs(start, o.workers),
+    await startOursUpstream(start, backends),
     await startHaproxy(start, backends, o.haproxyThreads),
   ];
   if (nginxModule !== null) targets.push(await startNginx(start, backends, nginxModule));

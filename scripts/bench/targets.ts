@@ -14,7 +14,7 @@ import { log } from "./log.ts";
 
 /** One front end under test. */
 export interface Target {
-  /** `direct`, `ours`, `haproxy` or `nginx`. */
+  /** `direct`, `ours`, `ours-upstream`, `haproxy` or `nginx`. */
   name: string;
   /** What it is, for the report. */
   label: string;
@@ -204,6 +204,29 @@ export async function startOurs(ctx: StartContext, workers: number): Promise<Tar
     address: proxy.address,
     frontPids: [proxy.pid],
     workerPids: await workerPids(proxy.address),
+  };
+}
+
+/**
+ * Our proxy with no workers of its own, `--upstream` over TCP to the same
+ * workers HAProxy and nginx use: the same topology, side by side.
+ */
+export async function startOursUpstream(
+  ctx: StartContext,
+  backends: readonly ServerProcess[],
+): Promise<Target> {
+  const proxy = await startProxy({
+    workers: 0,
+    args: backends.flatMap((b) => ["--upstream", `tcp:${b.address}`]),
+    runtime: ctx.runtime,
+  });
+  ctx.cleanups.add(() => proxy.stop());
+  return {
+    name: "ours-upstream",
+    label: "`proxy serve --workers 0 --upstream ...` over TCP to the same workers as HAProxy",
+    address: proxy.address,
+    frontPids: [proxy.pid],
+    workerPids: backends.map((b) => b.pid),
   };
 }
 
