@@ -224,17 +224,17 @@ export class BackendServer {
         }
         if (type === NOTIFICATION) {
           if (method === "shutdown") this.#options.onShutdownRequest?.();
-          else void this.#dispatch(method, params);
+          else this.#call(method, params, () => {});
           return;
         }
         pending++;
         this.#inFlight++;
         if (pending >= maxInFlight) updatePause();
-        void this.#dispatch(method, params).then((result) => {
+        this.#call(method, params, (error, result) => {
           this.#requests++;
           this.#inFlight--;
           pending--;
-          answer(msgid, result.error ?? null, result.result);
+          answer(msgid, error, result);
           if ((eof || broken) && pending === 0) void conn.end();
           else updatePause();
           if (this.#inFlight === 0) this.#notifyIdle();
@@ -259,24 +259,40 @@ export class BackendServer {
     conn.run().catch(() => conn.close());
   }
 
-  async #dispatch(
+  // Calls a method. A handler that returns a plain value is answered at once,
+  // without a promise (most requests); one that returns a promise, when it settles.
+  #call(
     method: string,
     params: unknown[],
-  ): Promise<{ error?: WireError; result?: unknown }> {
+    done: (error: WireError | null, result: unknown) => void,
+  ): void {
     const fn = Object.hasOwn(this.#options.methods, method)
       ? this.#options.methods[method]
       : undefined;
     if (!fn) {
-      return {
-        error: new ProxyError(ErrorCode.METHOD_NOT_FOUND, `Cannot call ${method}: no such method`)
+      done(
+        new ProxyError(ErrorCode.METHOD_NOT_FOUND, `Cannot call ${method}: no such method`)
           .toWire(),
-      };
+        null,
+      );
+      return;
     }
+    let value: unknown;
     try {
-      return { result: await fn(...params) };
+      value = fn(...params);
     } catch (err) {
-      return { error: errorToWire(err) };
+      done(errorToWire(err), null);
+      return;
     }
+    if (
+      value !== null && typeof value === "object" &&
+      typeof (value as { then?: unknown }).then === "function"
+    ) {
+      (value as PromiseLike<unknown>).then(
+        (result) => done(null, result),
+        (err) => done(errorToWire(err), null),
+      );
+    } else done(null, value);
   }
 
   #notifyIdle(): void {

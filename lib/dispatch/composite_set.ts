@@ -17,7 +17,7 @@ export class CompositeSet implements EndpointSet {
   readonly #sets: readonly EndpointSet[];
   readonly #owner = new WeakMap<Host, EndpointSet>();
   #parts: (readonly Host[])[] = [];
-  #hosts: readonly Host[] = [];
+  #placement: Placement = { hosts: [] };
 
   /** @param sets The sets, e.g. the supervisor and the upstream set. */
   constructor(sets: readonly EndpointSet[]) {
@@ -31,20 +31,22 @@ export class CompositeSet implements EndpointSet {
 
   /** The hosts of every set (a new array only when one of them changed). */
   place(call: Call): Placement {
-    const parts: (readonly Host[])[] = [];
-    for (const set of this.#sets) {
-      const p = set.place(call);
+    let changed = false;
+    for (let i = 0; i < this.#sets.length; i++) {
+      const p = this.#sets[i]!.place(call);
       if (p.error || p.pin !== undefined) return p;
-      parts.push(p.hosts);
+      if (p.hosts !== this.#parts[i]) {
+        this.#parts[i] = p.hosts;
+        changed = true;
+      }
     }
-    if (parts.length !== this.#parts.length || parts.some((p, i) => p !== this.#parts[i])) {
-      this.#parts = parts;
-      this.#hosts = parts.flat();
-      for (const [i, part] of parts.entries()) {
+    if (changed) {
+      this.#placement = { hosts: this.#parts.flat() };
+      for (const [i, part] of this.#parts.entries()) {
         for (const h of part) this.#owner.set(h, this.#sets[i]!);
       }
     }
-    return { hosts: this.#hosts };
+    return this.#placement;
   }
 
   /** Tells the host's own set. */

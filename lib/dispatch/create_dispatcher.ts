@@ -108,6 +108,7 @@ export function createDispatcher(options: DispatcherFactoryOptions): Dispatcher 
         maxMessageSize: s.maxMessageSize + MAX_ENVELOPE_HEAD,
         errorFormat: s.errorFormat,
         slowStartMs: s.slowStart,
+        timed: s.balance === "ewma",
         consecutiveFailures: s.outlierFailures,
         ejectionTimeMs: s.ejectionTime,
         maxEjectionPercent: s.maxEjectionPercent,

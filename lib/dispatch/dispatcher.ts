@@ -119,6 +119,7 @@ export class Dispatcher {
   readonly #housekeepingMs: number;
   readonly #now: () => number;
   #clock: number;
+
   #housekeeping: ReturnType<typeof setInterval> | undefined;
   #closing = false;
   #idleWaiters: (() => void)[] = [];
@@ -156,6 +157,7 @@ export class Dispatcher {
       : null;
     this.#maxPendingPerHost = options.maxPendingPerHost ?? Infinity;
     this.#housekeepingMs = options.housekeepingMs ?? 50;
+
     this.#now = options.now ?? (() => performance.now());
     this.#clock = this.#now();
   }

@@ -43,7 +43,13 @@ export interface EndpointOptions {
   errorFormat?: ErrorFormat;
   /** The clock for latencies (ms). @default {performance.now} */
   now?: () => number;
-  /** After each answer delivered, with its round-trip time in ms. */
+  /**
+   * Measure each answer's round-trip time (a clock read per answer, so only
+   * when a balancer uses latencies).
+   * @default {false}
+   */
+  timed?: boolean;
+  /** After each answer delivered, with its round-trip time in ms (0 when not timed). */
   onAnswer?: (endpoint: Endpoint, call: Call, elapsedMs: number) => void;
   /**
    * When the peer answered a call already answered `TIMEOUT` or cancelled:
@@ -69,6 +75,7 @@ export class Endpoint {
   readonly #options: EndpointOptions;
   readonly #writeLimit: number;
   readonly #now: () => number;
+  readonly #timed: boolean;
   readonly #pending = new Map<number, Call>();
   // Calls answered TIMEOUT that the peer has not answered yet: they still
   // load it (it is not idle because they timed out); late answers are dropped.
@@ -89,6 +96,7 @@ export class Endpoint {
     this.#options = options;
     this.#writeLimit = options.writeLimit ?? 4 * 1024 * 1024;
     this.#now = options.now ?? (() => performance.now());
+    this.#timed = options.timed ?? false;
     this.#conn = new FrameConnection(conn, {
       ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
       onFrame: (frame) => this.#onFrame(frame),
@@ -244,7 +252,9 @@ export class Endpoint {
       this.#served++;
       if (!call.requester.closed) call.requester.deliver(call.msgid, frame, envelope.tail);
       const onAnswer = this.#options.onAnswer;
-      if (onAnswer) onAnswer(this, call, call.startedAt > 0 ? this.#now() - call.startedAt : 0);
+      if (onAnswer) {
+        onAnswer(this, call, this.#timed && call.startedAt > 0 ? this.#now() - call.startedAt : 0);
+      }
     } else if (type === REQUEST) {
       // The proxy serves no callbacks: every request gets an answer all the same.
       this.#conn.write(encodeError(envelope.msgid, {

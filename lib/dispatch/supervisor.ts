@@ -118,6 +118,7 @@ export class Supervisor implements EndpointSet {
   readonly #slots = new Set<Slot>();
   readonly #byKey = new Map<string, Slot>();
   #ready: Worker[] = [];
+  #anyReady: Placement = { hosts: [] };
   #nextSlotId = 1;
   #nextHostId = 1;
   #spawns = 0;
@@ -268,9 +269,11 @@ export class Supervisor implements EndpointSet {
     });
   }
 
-  // A new array whenever membership changes, so balancers can cache by identity.
+  // A new array whenever membership changes, so balancers can cache by
+  // identity; the placement answered for every unpinned call goes with it.
   #setReady(ready: Worker[]): void {
     this.#ready = ready;
+    this.#anyReady = { hosts: ready };
   }
 
   // An unexpected exit (a failed start, or a crash after ready): restart with
@@ -347,7 +350,7 @@ export class Supervisor implements EndpointSet {
 
   /** Where a call may go: any ready worker, or (dedicated) its key's. */
   place(call: Call): Placement {
-    if (this.mode !== "dedicated") return { hosts: this.#ready };
+    if (this.mode !== "dedicated") return this.#anyReady;
     const key = call.key;
     if (key === undefined) {
       return {

@@ -47,6 +47,8 @@ export interface UpstreamOptions {
   maxMessageSize: number;
   /** How errors are written when it sends a request of its own. */
   errorFormat: ErrorFormat;
+  /** Measure each answer's latency (for `--balance ewma`). @default {false} */
+  timed?: boolean;
   /** Milliseconds over which a joined or recovered upstream ramps up to its weight; 0 = at once. */
   slowStartMs: number;
   /** Transport failures in a row that make it an outlier. */
@@ -253,8 +255,9 @@ export class Upstream implements TrackedHost {
       writeLimit: this.#o.writeLimit,
       errorFormat: this.#o.errorFormat,
       now: this.#now,
+      timed: this.#o.timed ?? false,
       onAnswer: (_e, call, ms) => {
-        if (call.startedAt !== 0) this.#ewma.observe(ms);
+        if (ms > 0) this.#ewma.observe(ms);
         this.#outlier.recordSuccess();
         this.#o.onAnswer?.(this);
       },

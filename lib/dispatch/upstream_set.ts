@@ -38,6 +38,8 @@ export interface UpstreamSetOptions {
   errorFormat: ErrorFormat;
   /** Milliseconds over which a joined or recovered upstream ramps up. */
   slowStartMs: number;
+  /** Measure latencies (for `--balance ewma`). @default {false} */
+  timed?: boolean;
   /** Transport failures in a row that eject an upstream. */
   consecutiveFailures: number;
   /** Base ejection time (ms), times the number of ejections so far. */
@@ -87,6 +89,7 @@ export class UpstreamSet implements EndpointSet {
   readonly #sources: Source[] = [];
   readonly #nextCheck = new Map<Upstream, number>();
   #routable: Upstream[] = [];
+  #placement: Placement = { hosts: [] };
   #events: SetEvents | null = null;
   #nextId: number;
   #closed = false;
@@ -150,6 +153,7 @@ export class UpstreamSet implements EndpointSet {
       maxMessageSize: o.maxMessageSize,
       errorFormat: o.errorFormat,
       slowStartMs: o.slowStartMs,
+      timed: o.timed ?? false,
       consecutiveFailures: o.consecutiveFailures,
       rise: o.rise,
       fall: o.fall,
@@ -237,6 +241,7 @@ export class UpstreamSet implements EndpointSet {
     // A new array only when membership changed, so balancers can cache by identity.
     if (next.length !== this.#routable.length || next.some((u, i) => u !== this.#routable[i])) {
       this.#routable = next;
+      this.#placement = { hosts: next };
     }
   }
 
@@ -252,7 +257,7 @@ export class UpstreamSet implements EndpointSet {
 
   /** Any routable upstream (see the class doc for panic routing). */
   place(_call: Call): Placement {
-    return { hosts: this.#routable };
+    return this.#placement;
   }
 
   /** Nothing to count. */

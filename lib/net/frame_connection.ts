@@ -67,8 +67,6 @@ export interface FrameConnectionOptions<F = Uint8Array> {
    * @default {4194304}
    */
   highWaterMark?: number;
-  /** The clock for activity times. @default {performance.now} */
-  now?: () => number;
 }
 
 /** What a {@linkcode ConnectionSweeper} enforces. */
@@ -91,7 +89,6 @@ export class FrameConnection<F = Uint8Array> {
   readonly #onClose: (() => void) | undefined;
   readonly #onEof: (() => void) | undefined;
   readonly #highWaterMark: number;
-  readonly #now: () => number;
   #initial: Uint8Array | undefined;
   readonly #writer: BatchedWriter;
   #closed = false;
@@ -101,8 +98,15 @@ export class FrameConnection<F = Uint8Array> {
   #resumeRead: (() => void) | null = null;
   #done: Promise<void>;
   #resolveDone!: () => void;
-  #lastActivity: number;
-  #partialSince = -1; // when the frame now partly in began arriving; -1: none
+  // Activity, counted on the hot path and turned into times only by sweep(),
+  // which has the clock: no clock read per read.
+  #reads = 0;
+  #frames = 0;
+  #partial = false; // a frame is partly in
+  #seenReads = 0;
+  #seenFrames = 0;
+  #lastActivity = -1; // set at the first sweep
+  #partialSince = -1; // when a sweep first saw the frame now partly in; -1: none
   #busy: () => boolean = () => false;
 
   /**
@@ -120,11 +124,9 @@ export class FrameConnection<F = Uint8Array> {
     this.#onClose = options.onClose;
     this.#onEof = options.onEof;
     this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
-    this.#now = options.now ?? (() => performance.now());
     this.#initial = options.initial;
     this.#writer = new BatchedWriter(conn, { onError: () => this.close() });
     this.#done = new Promise((resolve) => this.#resolveDone = resolve);
-    this.#lastActivity = this.#now();
   }
 
   /** True once closed. */
@@ -160,7 +162,7 @@ export class FrameConnection<F = Uint8Array> {
       if (this.#initial) {
         decoder.push(this.#initial);
         this.#initial = undefined;
-        this.#partialSince = this.#now();
+        this.#reads++;
         more = true;
       }
       while (!this.#closed && !this.#closing && !this.#readStopped) {
@@ -169,7 +171,7 @@ export class FrameConnection<F = Uint8Array> {
           // Frames left buffered while paused go first; a message partly in
           // gets its time limit afresh (the pause was ours, not the peer's).
           more = true;
-          if (this.#partialSince >= 0) this.#partialSince = this.#now();
+          this.#partialSince = -1;
           continue;
         }
         if (more) {
@@ -192,8 +194,7 @@ export class FrameConnection<F = Uint8Array> {
           break;
         }
         decoder.commit(n);
-        this.#lastActivity = this.#now();
-        if (this.#partialSince < 0) this.#partialSince = this.#lastActivity;
+        this.#reads++;
         if (this.#takeFrames()) return;
       }
     } catch (err) {
@@ -213,19 +214,20 @@ export class FrameConnection<F = Uint8Array> {
     try {
       let frame: F | null;
       while (!this.#readPaused && (frame = decoder.next()) !== null) {
+        this.#frames++;
         this.#onFrame(frame);
         if (this.#closed || this.#closing || this.#readStopped) break;
       }
     } catch (err) {
       if (!(err instanceof ProxyError)) throw err;
       this.#onProtocolError?.(err, decoder.partial());
-      this.#partialSince = -1;
+      this.#partial = false;
       // Nothing more is read; answers owed for earlier requests still go
       // out when the owner handles it like the end of input.
       this.#stopInput();
       return true;
     }
-    if (decoder.buffered === 0) this.#partialSince = -1;
+    this.#partial = decoder.buffered > 0;
     return false;
   }
 
@@ -293,6 +295,16 @@ export class FrameConnection<F = Uint8Array> {
    */
   sweep(now: number, limits: SweepLimits): "message-timeout" | "idle-timeout" | null {
     if (this.#closed) return null;
+    if (this.#reads !== this.#seenReads || this.#lastActivity < 0) {
+      this.#seenReads = this.#reads;
+      this.#lastActivity = now;
+    }
+    // A message partly in is timed from the first sweep that sees it; a frame
+    // completed since the last sweep starts the clock again.
+    if (!this.#partial || this.#frames !== this.#seenFrames) {
+      this.#seenFrames = this.#frames;
+      this.#partialSince = this.#partial ? now : -1;
+    } else if (this.#partialSince < 0) this.#partialSince = now;
     if (
       limits.messageTimeout > 0 && this.#partialSince >= 0 && !this.#readStopped &&
       !this.#readPaused && now - this.#partialSince >= limits.messageTimeout

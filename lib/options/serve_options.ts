@@ -489,5 +489,15 @@ export function resolveServeSettings(given: Partial<ServeSettings>): ServeSettin
       `${o.minWorkers} is above --max-workers ${o.maxWorkers}`,
     );
   }
+  if (o.pool === "static" && o.workers === 0 && o.upstream.length === 0) {
+    throw new OptionError("--workers", "0 workers and no --upstream: nowhere to send requests");
+  }
+  if (o.pool === "dedicated" && o.upstream.length > 0) {
+    throw new OptionError(
+      "--upstream",
+      "dedicated workers are local; to spread keys over hosts, use --balance hash in front of " +
+        "`serve --pool dedicated` hosts",
+    );
+  }
   return Object.freeze(o);
 }

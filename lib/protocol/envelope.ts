@@ -139,18 +139,33 @@ function readName(frame: Uint8Array, view: DataView, pos: number): string | unde
   const end = start + len;
   if (end > frame.length) return undefined;
   intEnd = end;
-  // Method names are short ASCII: build them without TextDecoder's overhead.
+  // Method names are few and short: the same name comes back as the same
+  // string, without building one per message.
   if (len <= 32) {
+    const slot = (len * 31 + (frame[start] ?? 0) + (frame[end - 1] ?? 0) * 7) & (NAMES - 1);
+    const known = nameBytes[slot];
+    if (known !== undefined && known.length === len) {
+      let i = 0;
+      while (i < len && known[i] === frame[start + i]) i++;
+      if (i === len) return nameStrings[slot];
+    }
     let s = "";
     for (let i = start; i < end; i++) {
       const c = frame[i]!;
       if (c >= 0x80) return decodeUtf8(frame.subarray(start, end));
       s += String.fromCharCode(c);
     }
+    nameBytes[slot] = frame.slice(start, end);
+    nameStrings[slot] = s;
     return s;
   }
   return decodeUtf8(frame.subarray(start, end));
 }
+
+// A small direct-mapped cache of method names by their bytes.
+const NAMES = 64;
+const nameBytes: (Uint8Array | undefined)[] = new Array(NAMES);
+const nameStrings: string[] = new Array(NAMES);
 
 function decodeUtf8(bytes: Uint8Array): string | undefined {
   try {
