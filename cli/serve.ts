@@ -5,7 +5,11 @@
  */
 
 import { Command } from "commander";
-import { SERVE_OPTIONS, type ServeSettings } from "../lib/options/serve_options.ts";
+import {
+  loadServeSettings,
+  SERVE_OPTIONS,
+  type ServeSettings,
+} from "../lib/options/serve_options.ts";
 import { runProxy } from "../lib/proxy/run_proxy.ts";
 import { addOptions, setUpLogging } from "./_options.ts";
 
@@ -20,8 +24,10 @@ export function serveCommand(): Command {
       "after",
       `
 Durations take ms, s, m, h (a bare number is milliseconds); sizes take k, m, g (KiB, MiB, GiB).
-Signals: SIGINT/SIGTERM drain and stop; SIGHUP replaces the workers one at a time.
+Signals: SIGINT/SIGTERM drain and stop; SIGHUP re-reads --config and replaces the workers one at a time.
 Examples:
+  proxy serve --config proxy.toml --admin 127.0.0.1:9090
+  proxy serve --config proxy.toml --check
   proxy serve --port 8080 --workers 4
   proxy serve --pool dynamic --min-workers 2 --max-workers 16 --min-spare 2 --max-spare 4
   proxy serve --pool dedicated --route-key user_id --max-workers 100 --idle-timeout 5m
@@ -29,8 +35,13 @@ Examples:
     );
   addOptions(cmd, SERVE_OPTIONS);
   return cmd.action(async (opts: Partial<ServeSettings>) => {
-    await setUpLogging(opts);
-    const { logLevel: _l, ...rest } = opts;
-    await runProxy(rest);
+    // Flags and the config file, checked together before anything starts.
+    const settings = await loadServeSettings(opts);
+    if (settings.check) {
+      console.log(`${settings.config ?? "options"}: OK`);
+      return;
+    }
+    await setUpLogging(settings);
+    await runProxy({ ...opts, onReconfigure: (s) => setUpLogging(s) });
   });
 }

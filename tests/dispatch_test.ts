@@ -166,7 +166,7 @@ class FakeHost implements TrackedHost {
     const frame = encodeResult(0, result);
     call.requester.deliver(call.msgid, frame, requestTail(0));
     this.served++;
-    events.onAnswer(this);
+    events.onAnswer(this, call);
   }
   sweep(now: number, onTimeout: (call: Call) => void) {
     for (const c of [...this.calls]) {

@@ -56,6 +56,12 @@ export class Call {
   deadline = 0;
   /** A digest of its params for the slow log (see `paramsDigest`). */
   digest = 0;
+  /** When the dispatcher got it (ms); 0 unless a request observer is set. */
+  arrivedAt = 0;
+  /** When it left for a host (ms); 0 unless a request observer is set. */
+  sentAt = 0;
+  /** True once answered with an error by its host (the answer's error field is not nil). */
+  errored = false;
 
   /**
    * @param requester Who asked.

@@ -40,6 +40,21 @@ export interface DispatcherFactoryOptions extends Partial<ServeSettings> {
   resolver?: Resolver;
   /** Randomness for the balancer and jitter. @default {Math.random} */
   random?: () => number;
+  /**
+   * Make an upstream set even without upstreams, so a reload can add some
+   * (`--config`). @default {false}
+   */
+  reloadableUpstreams?: boolean;
+}
+
+/** A dispatcher and the sets it was built from, for a reload to change. */
+export interface DispatcherParts {
+  /** The dispatcher (not started: call `start()`). */
+  dispatcher: Dispatcher;
+  /** The local workers, when there are any. */
+  supervisor: Supervisor | null;
+  /** The remote servers, when there are any (or `reloadableUpstreams`). */
+  upstreams: UpstreamSet | null;
 }
 
 /** The options of the pool of local workers, as before upstreams existed. */
@@ -54,84 +69,103 @@ export type PoolOptions = DispatcherFactoryOptions & {
  * @throws {OptionError} For an option out of range.
  */
 export function createDispatcher(options: DispatcherFactoryOptions): Dispatcher {
-  const { socketDir, commandLine, spawn, connect, connectUpstream, resolver, random, ...given } =
-    options;
+  return assembleDispatcher(options).dispatcher;
+}
+
+/**
+ * Builds a dispatcher and returns it with its sets.
+ *
+ * @throws {OptionError} For an option out of range.
+ */
+export function assembleDispatcher(options: DispatcherFactoryOptions): DispatcherParts {
+  const {
+    socketDir,
+    commandLine,
+    spawn,
+    connect,
+    connectUpstream,
+    resolver,
+    random,
+    reloadableUpstreams,
+    ...given
+  } = options;
   const s = resolveServeSettings(given);
   const sets: EndpointSet[] = [];
+  let supervisor: Supervisor | null = null;
+  let upstreams: UpstreamSet | null = null;
   const hasWorkers = s.pool !== "static" || s.workers > 0;
   if (hasWorkers) {
     if (socketDir === undefined || commandLine === undefined) {
       throw new TypeError("Cannot create dispatcher: workers need a socketDir and a commandLine");
     }
-    sets.push(
-      new Supervisor({
-        mode: s.pool,
-        workers: s.workers,
-        minWorkers: s.minWorkers,
-        maxWorkers: s.maxWorkers,
-        minSpare: s.minSpare,
-        maxSpare: s.maxSpare,
-        idleTimeout: s.idleTimeout,
-        socketDir,
-        commandLine,
-        maxInFlightPerWorker: s.maxInFlightPerWorker,
-        startTimeout: s.workerStartTimeout,
-        readyCheck: s.readyCheck,
-        shutdownGrace: s.shutdownGrace,
-        workerWriteLimit: s.workerWriteLimit,
-        // A worker's answer may carry what a client's request could, under the
-        // proxy's msgid (up to 9 bytes where the client's took 1).
-        maxMessageSize: s.maxMessageSize + MAX_ENVELOPE_HEAD,
-        errorFormat: s.errorFormat,
-        maxRequests: s.maxRequests,
-        maxRequestsJitter: s.maxRequestsJitter,
-        maxMemoryMb: s.maxMemory,
-        memoryCheckInterval: s.memoryCheckInterval,
-        crashLoopThreshold: s.crashLoopThreshold,
-        crashLoopWindow: s.crashLoopWindow,
-        crashLoopCooldown: s.crashLoopCooldown,
-        ...(spawn ? { spawn } : {}),
-        ...(connect ? { connect } : {}),
-        ...(random ? { random } : {}),
-      }),
-    );
+    supervisor = new Supervisor({
+      mode: s.pool,
+      workers: s.workers,
+      minWorkers: s.minWorkers,
+      maxWorkers: s.maxWorkers,
+      minSpare: s.minSpare,
+      maxSpare: s.maxSpare,
+      idleTimeout: s.idleTimeout,
+      socketDir,
+      commandLine,
+      maxInFlightPerWorker: s.maxInFlightPerWorker,
+      startTimeout: s.workerStartTimeout,
+      readyCheck: s.readyCheck,
+      shutdownGrace: s.shutdownGrace,
+      workerWriteLimit: s.workerWriteLimit,
+      // A worker's answer may carry what a client's request could, under the
+      // proxy's msgid (up to 9 bytes where the client's took 1).
+      maxMessageSize: s.maxMessageSize + MAX_ENVELOPE_HEAD,
+      errorFormat: s.errorFormat,
+      maxRequests: s.maxRequests,
+      maxRequestsJitter: s.maxRequestsJitter,
+      maxMemoryMb: s.maxMemory,
+      memoryCheckInterval: s.memoryCheckInterval,
+      crashLoopThreshold: s.crashLoopThreshold,
+      crashLoopWindow: s.crashLoopWindow,
+      crashLoopCooldown: s.crashLoopCooldown,
+      ...(spawn ? { spawn } : {}),
+      ...(connect ? { connect } : {}),
+      ...(random ? { random } : {}),
+    });
+    sets.push(supervisor);
   }
-  if (s.upstream.length > 0) {
+  if (s.upstream.length > 0 || reloadableUpstreams) {
     const server = s.dnsServer === undefined ? undefined : parseAddress(s.dnsServer);
-    sets.push(
-      new UpstreamSet({
-        specs: s.upstream.map(parseUpstreamSpec),
-        connections: s.upstreamConnections,
-        connectTimeout: s.upstreamConnectTimeout,
-        maxInFlight: s.upstreamMaxInFlight,
-        writeLimit: s.workerWriteLimit,
-        maxMessageSize: s.maxMessageSize + MAX_ENVELOPE_HEAD,
-        errorFormat: s.errorFormat,
-        slowStartMs: s.slowStart,
-        timed: s.balance === "ewma",
-        consecutiveFailures: s.outlierFailures,
-        ejectionTimeMs: s.ejectionTime,
-        maxEjectionPercent: s.maxEjectionPercent,
-        panicThresholdPercent: s.panicThreshold,
-        healthInterval: s.healthInterval,
-        healthTimeout: s.healthTimeout,
-        healthCheck: s.healthCheck,
-        rise: s.healthRise,
-        fall: s.healthFall,
-        dnsRefreshMs: s.dnsRefresh,
-        resolver: resolver ??
-          dnsResolver(
-            server?.transport === "tcp"
-              ? { hostname: server.hostname, port: server.port }
-              : undefined,
-            s.dnsRefresh / 1000,
-          ),
-        ...(connectUpstream ? { connect: connectUpstream } : {}),
-        ...(random ? { random } : {}),
-      }),
-    );
+    upstreams = new UpstreamSet({
+      specs: s.upstream.map(parseUpstreamSpec),
+      allowEmpty: reloadableUpstreams ?? false,
+      connections: s.upstreamConnections,
+      connectTimeout: s.upstreamConnectTimeout,
+      maxInFlight: s.upstreamMaxInFlight,
+      writeLimit: s.workerWriteLimit,
+      maxMessageSize: s.maxMessageSize + MAX_ENVELOPE_HEAD,
+      errorFormat: s.errorFormat,
+      slowStartMs: s.slowStart,
+      timed: s.balance === "ewma",
+      consecutiveFailures: s.outlierFailures,
+      ejectionTimeMs: s.ejectionTime,
+      maxEjectionPercent: s.maxEjectionPercent,
+      panicThresholdPercent: s.panicThreshold,
+      healthInterval: s.healthInterval,
+      healthTimeout: s.healthTimeout,
+      healthCheck: s.healthCheck,
+      rise: s.healthRise,
+      fall: s.healthFall,
+      dnsRefreshMs: s.dnsRefresh,
+      resolver: resolver ??
+        dnsResolver(
+          server?.transport === "tcp"
+            ? { hostname: server.hostname, port: server.port }
+            : undefined,
+          s.dnsRefresh / 1000,
+        ),
+      ...(connectUpstream ? { connect: connectUpstream } : {}),
+      ...(random ? { random } : {}),
+    });
+    sets.push(upstreams);
   }
-  return new Dispatcher({
+  const dispatcher = new Dispatcher({
     set: sets.length === 1 ? sets[0]! : new CompositeSet(sets),
     balancer: createBalancer(s.balance, {
       hashBalanceFactor: s.hashBalanceFactor,
@@ -147,6 +181,7 @@ export function createDispatcher(options: DispatcherFactoryOptions): Dispatcher 
     maxPendingPerHost: s.upstreamMaxPending,
     timed: s.balance === "ewma",
   });
+  return { dispatcher, supervisor, upstreams };
 }
 
 /** A dispatcher over local workers only (what tests of the pool use). */

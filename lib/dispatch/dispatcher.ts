@@ -17,6 +17,7 @@ import type { Balancer } from "./balancers/balancer.ts";
 import { Call, type Requester } from "./call.ts";
 import type { EndpointSet, TrackedHost } from "./endpoint_set.ts";
 import type { Host } from "./host.ts";
+import type { RequestObserver } from "./observer.ts";
 import { formatDigest, paramsDigest } from "./params_digest.ts";
 import { RequestQueue } from "./request_queue.ts";
 import { RetryBudget } from "./retry_budget.ts";
@@ -53,6 +54,11 @@ export interface DispatcherOptions {
   /** Measure each request's latency precisely (for latency-aware balancing). @default {false} */
   timed?: boolean;
   /**
+   * Told of every request answered (metrics, the access log); set it later
+   * with {@linkcode Dispatcher.observe}. @default {null}
+   */
+  observer?: RequestObserver | null;
+  /**
    * Milliseconds between housekeeping runs (deadlines, queue timeouts); 0
    * runs none (tests call {@linkcode Dispatcher.housekeep} themselves).
    * @default {50}
@@ -84,6 +90,16 @@ export interface DispatchStats extends Omit<SetStats, "totals"> {
   totals: DispatchTotals & WorkerTotals & Record<string, number>;
 }
 
+// A call that is never sent: asks the set where a request could go.
+const PROBE = new Call(
+  { closed: true, deliver() {}, fail() {} },
+  0,
+  "proxy.readyz",
+  new Uint8Array(0),
+  0,
+  undefined,
+);
+
 /** The pin of calls waiting for one particular host. */
 export function hostPin(host: Host): string {
   return `host:${host.id}`;
@@ -106,19 +122,21 @@ export class Dispatcher {
   readonly #set: EndpointSet;
   readonly #balancer: Balancer;
   readonly #queue: RequestQueue;
-  readonly #queueTimeout: number;
-  readonly #requestTimeout: number;
-  readonly #killAfter: number;
-  readonly #methodTimeouts: Map<string, number>;
-  readonly #deadlines: boolean;
+  #queueTimeout: number;
+  #requestTimeout: number;
+  #killAfter: number;
+  #methodTimeouts: Map<string, number>;
+  #deadlines: boolean;
   readonly #timed: boolean;
-  readonly #retryAll: boolean;
-  readonly #retry: Set<string>;
-  readonly #budget: RetryBudget | null;
+  #retryAll: boolean;
+  #retry: Set<string>;
+  #budget: RetryBudget | null;
+  readonly #retryRatio: number;
   readonly #maxPendingPerHost: number;
   readonly #housekeepingMs: number;
   readonly #now: () => number;
   #clock: number;
+  #observer: RequestObserver | null;
 
   #housekeeping: ReturnType<typeof setInterval> | undefined;
   #closing = false;
@@ -150,16 +168,52 @@ export class Dispatcher {
     this.#deadlines = this.#requestTimeout > 0 || this.#killAfter > 0 ||
       this.#methodTimeouts.size > 0;
     this.#timed = options.timed ?? false;
+    this.#retryRatio = options.retryRatio ?? 0.2;
     this.#retryAll = options.retry === "all";
     this.#retry = new Set(options.retry === "all" ? [] : options.retry);
     this.#budget = this.#retryAll || this.#retry.size > 0
-      ? new RetryBudget({ ratio: options.retryRatio ?? 0.2 })
+      ? new RetryBudget({ ratio: this.#retryRatio })
       : null;
     this.#maxPendingPerHost = options.maxPendingPerHost ?? Infinity;
     this.#housekeepingMs = options.housekeepingMs ?? 50;
 
     this.#now = options.now ?? (() => performance.now());
     this.#clock = this.#now();
+    this.#observer = options.observer ?? null;
+  }
+
+  /**
+   * Changes time limits and retries while running; requests already sent
+   * keep the deadline they got.
+   */
+  reconfigure(
+    changes: Partial<
+      Pick<
+        DispatcherOptions,
+        "queueTimeout" | "requestTimeout" | "methodTimeouts" | "killAfter" | "retry"
+      >
+    >,
+  ): void {
+    if (changes.queueTimeout !== undefined) this.#queueTimeout = changes.queueTimeout;
+    if (changes.requestTimeout !== undefined) this.#requestTimeout = changes.requestTimeout;
+    if (changes.killAfter !== undefined) this.#killAfter = changes.killAfter;
+    if (changes.methodTimeouts !== undefined) {
+      this.#methodTimeouts = new Map(Object.entries(changes.methodTimeouts));
+    }
+    this.#deadlines = this.#requestTimeout > 0 || this.#killAfter > 0 ||
+      this.#methodTimeouts.size > 0;
+    if (changes.retry !== undefined) {
+      this.#retryAll = changes.retry === "all";
+      this.#retry = new Set(changes.retry === "all" ? [] : changes.retry);
+      const wanted = this.#retryAll || this.#retry.size > 0;
+      if (!wanted) this.#budget = null;
+      else this.#budget ??= new RetryBudget({ ratio: this.#retryRatio });
+    }
+  }
+
+  /** Sets (or, with null, removes) the observer of answered requests. */
+  observe(observer: RequestObserver | null): void {
+    this.#observer = observer;
   }
 
   /** The endpoint set, for tooling and tests. */
@@ -175,10 +229,17 @@ export class Dispatcher {
   async start(): Promise<void> {
     await this.#set.start({
       onCapacity: (host) => this.#drain(host),
-      onAnswer: (host) => {
+      onAnswer: (host, call) => {
         this.#totals.answered++;
+        if (this.#observer !== null && call !== null) {
+          this.#observer.answered(call, host, this.#now());
+        }
         if (this.#queue.length > 0) this.#drain(host);
         else if (this.#idleWaiters.length > 0) this.#checkIdle();
+      },
+      onAnswered: (host, call) => {
+        this.#totals.answered++;
+        this.#observer?.answered(call, host, this.#now());
       },
       onOrphans: (host, calls, error) => this.#onOrphans(host, calls, error),
       onStranded: (pin, error) => this.#strand(pin, error),
@@ -215,6 +276,7 @@ export class Dispatcher {
       return;
     }
     const call = new Call(requester, msgid, method, frame, tail, key);
+    if (this.#observer !== null) call.arrivedAt = this.#now();
     if (this.#budget) {
       this.#budget.deposit();
       if (this.#retryAll || this.#retry.has(method)) call.retryable = true;
@@ -303,6 +365,7 @@ export class Dispatcher {
       }
     }
     if (call.retryable) call.own(); // kept for a second attempt
+    if (this.#observer !== null) call.sentAt = this.#now();
     host.send(call);
     this.#set.sent(host, call);
   }
@@ -332,12 +395,13 @@ export class Dispatcher {
     }
   }
 
-  #fail(call: Call, error: WireError): void {
+  #fail(call: Call, error: WireError, host: Host | null = null): void {
     if (call.notification) {
       this.#totals.notifications_dropped++;
       return;
     }
     if (!call.requester.closed) call.requester.fail(call.msgid, error);
+    this.#observer?.failed(call, error.code, host, this.#now());
     if (this.#idleWaiters.length > 0) this.#checkIdle();
   }
 
@@ -393,7 +457,7 @@ export class Dispatcher {
         }
         this.#totals.retries_refused++;
       }
-      this.#fail(call, error);
+      this.#fail(call, error, host);
     }
     this.#checkIdle();
   }
@@ -425,19 +489,19 @@ export class Dispatcher {
   }
 
   #sweepDeadlines(now: number): void {
-    const onTimeout = (call: Call) => {
-      this.#totals.timeouts++;
-      if (!call.requester.closed) {
-        call.requester.fail(call.msgid, {
-          code: ErrorCode.TIMEOUT,
-          message: `Cannot answer ${call.method}: no answer within ${
-            Math.round(call.deadline - call.startedAt)
-          } ms`,
-        });
-      }
-    };
     for (const host of this.#set.tracked()) {
-      const oldest = host.sweep(now, onTimeout);
+      const oldest = host.sweep(now, (call) => {
+        this.#totals.timeouts++;
+        if (!call.requester.closed) {
+          call.requester.fail(call.msgid, {
+            code: ErrorCode.TIMEOUT,
+            message: `Cannot answer ${call.method}: no answer within ${
+              Math.round(call.deadline - call.startedAt)
+            } ms`,
+          });
+        }
+        this.#observer?.failed(call, ErrorCode.TIMEOUT, host, now);
+      });
       if (!oldest || this.#killAfter === 0) continue;
       const elapsed = now - oldest.startedAt;
       const limit = Math.max(this.#killAfter, oldest.deadline - oldest.startedAt);
@@ -478,6 +542,20 @@ export class Dispatcher {
       for (const host of this.#set.tracked()) if (host.available) this.#drain(host);
     }
     this.#checkIdle();
+  }
+
+  /**
+   * Null when a request could be served now or soon (a host is free, or one
+   * can be started), else why not.
+   */
+  notReady(): string | null {
+    if (this.#closing) return "stopping";
+    // Pools that start workers on demand are ready while they can.
+    if (this.mode !== "static" && this.mode !== "upstreams" && this.#set.live()) return null;
+    // Busy hosts count: a request waits in the queue for them.
+    const place = this.#set.place(PROBE);
+    if (place.hosts && place.hosts.length > 0) return null;
+    return this.#set.unavailable().message.replace(/^Cannot forward request: /, "");
   }
 
   /** Requests in flight at hosts plus those waiting. */

@@ -250,6 +250,8 @@ export class Endpoint {
         return;
       }
       this.#served++;
+      // nil (0xc0) in the error field: a result. Read here, where the frame is.
+      call.errored = frame[envelope.tail] !== 0xc0;
       if (!call.requester.closed) call.requester.deliver(call.msgid, frame, envelope.tail);
       const onAnswer = this.#options.onAnswer;
       if (onAnswer) {

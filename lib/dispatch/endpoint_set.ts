@@ -34,8 +34,13 @@ export interface SetEvents {
    * for it, or for any host, may go.
    */
   onCapacity(host: Host): void;
-  /** A host answered a call (it may take another now). */
-  onAnswer(host: Host): void;
+  /**
+   * A host answered `call` (null: a call it had been freed of ended), so it
+   * may take another now.
+   */
+  onAnswer(host: Host, call: Call | null): void;
+  /** A host answered `call` but takes no more (it is retiring). */
+  onAnswered?(host: Host, call: Call): void;
   /**
    * Calls a host will never answer (it died, its connection broke): the
    * dispatcher retries them elsewhere or answers `error`.

@@ -135,7 +135,7 @@ export class Supervisor implements EndpointSet {
 
   /** @param options Mode, sizes, limits and how to start a worker. */
   constructor(options: SupervisorOptions) {
-    this.#o = options;
+    this.#o = { ...options };
     this.mode = options.mode;
     this.#random = options.random ?? Math.random;
   }
@@ -230,7 +230,7 @@ export class Supervisor implements EndpointSet {
       ...(o.spawn ? { spawn: o.spawn } : {}),
       ...(o.connect ? { connect: o.connect } : {}),
       onOutput: (w, line) => this.#workerLog.info(`worker ${w.slot} (pid ${w.pid}): ${line}`),
-      onAnswer: (w) => this.#onAnswer(slot, w),
+      onAnswer: (w, call) => this.#onAnswer(slot, w, call),
       onFreed: (w) => this.#events?.onCapacity(w),
       onDrain: (w) => this.#setReady(this.#ready.filter((r) => r !== w)),
       onExit: (w, status, orphans, error) => this.#onExit(slot, w, status, orphans, error),
@@ -402,12 +402,13 @@ export class Supervisor implements EndpointSet {
     return undefined;
   }
 
-  #onAnswer(slot: Slot, worker: Worker): void {
+  #onAnswer(slot: Slot, worker: Worker, call: Call): void {
     if (worker.state === "draining" && worker.inFlight === 0 && slot.retiring.has(worker)) {
+      this.#events?.onAnswered?.(worker, call);
       worker.shutdown();
       return;
     }
-    this.#events?.onAnswer(worker);
+    this.#events?.onAnswer(worker, call);
   }
 
   #onExit(slot: Slot, worker: Worker, status: ExitStatus, orphans: Call[], error: WireError): void {
@@ -600,6 +601,46 @@ export class Supervisor implements EndpointSet {
       return { replaced, failed };
     })();
     return this.#reloading;
+  }
+
+  /**
+   * Changes settings while running. New workers (a reload, a replacement)
+   * start with them; a `static` pool grows or shrinks to `workers` at once
+   * (the workers let go finish what they have first).
+   */
+  reconfigure(
+    changes: Partial<Omit<SupervisorOptions, "mode" | "socketDir" | "spawn" | "connect">>,
+  ): void {
+    const before = this.#o.workers;
+    Object.assign(this.#o, changes);
+    if (changes.crashLoopThreshold !== undefined || changes.crashLoopWindow !== undefined) {
+      for (const slot of this.#slots) {
+        slot.guard = new CrashLoopGuard({
+          threshold: this.#o.crashLoopThreshold,
+          windowMs: this.#o.crashLoopWindow,
+        });
+      }
+    }
+    if (this.mode !== "static" || this.#closing || !this.#started) return;
+    if (this.#o.workers > before) {
+      for (let i = before; i < this.#o.workers; i++) {
+        void this.#startWorker(this.#newSlot(undefined), false);
+      }
+    } else if (this.#o.workers < before) {
+      // The newest slots go: the oldest workers are the warmest.
+      const extra = [...this.#slots].slice(this.#o.workers);
+      for (const slot of extra) {
+        this.#removeSlot(slot);
+        const w = slot.worker;
+        slot.worker = null;
+        if (slot.next) {
+          slot.next.shutdown();
+          slot.next = null;
+        }
+        if (w) this.#retireNow(slot, w);
+      }
+      this.#log.info(`Stopping ${extra.length} workers: --workers is now ${this.#o.workers}`);
+    }
   }
 
   /** The supervisor's part of `proxy.stats`. */

@@ -64,7 +64,7 @@ export interface UpstreamOptions {
   /** Randomness for the reconnect jitter. @default {Math.random} */
   random?: () => number;
   /** After each answer. */
-  onAnswer?: (upstream: Upstream) => void;
+  onAnswer?: (upstream: Upstream, call: Call | null) => void;
   /** When it can take requests it could not before (connected, recovered). */
   onChange?: (upstream: Upstream) => void;
   /** Requests it will never answer (a connection broke with them on it). */
@@ -259,9 +259,9 @@ export class Upstream implements TrackedHost {
       onAnswer: (_e, call, ms) => {
         if (ms > 0) this.#ewma.observe(ms);
         this.#outlier.recordSuccess();
-        this.#o.onAnswer?.(this);
+        this.#o.onAnswer?.(this, call);
       },
-      onFreed: () => this.#o.onAnswer?.(this),
+      onFreed: () => this.#o.onAnswer?.(this, null),
       onProtocolError: (_e, message) => log.warn(`Upstream ${this.label} ${message}`),
       onClose: (e, orphans) => this.#onClose(slot, e, orphans),
     });

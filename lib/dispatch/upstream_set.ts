@@ -70,6 +70,11 @@ export interface UpstreamSetOptions {
   random?: () => number;
   /** The first host id to use (ids are unique across sets). @default {1_000_000} */
   firstId?: number;
+  /**
+   * Start with no upstream at all (a config file may add some on reload).
+   * @default {false}
+   */
+  allowEmpty?: boolean;
 }
 
 const log = getLogger(["upstream"]);
@@ -126,7 +131,7 @@ export class UpstreamSet implements EndpointSet {
     await Promise.all([...this.#members.values()].map((u) => u.start()));
     this.#started = true;
     this.#recompute();
-    if (this.#members.size === 0) {
+    if (this.#members.size === 0 && !(this.#o.allowEmpty && this.#o.specs.length === 0)) {
       throw new Error(
         `Cannot start: no upstream found${this.#lastError ? ` (${this.#lastError})` : ""}`,
       );
@@ -160,7 +165,7 @@ export class UpstreamSet implements EndpointSet {
       ...(o.connect ? { connect: o.connect } : {}),
       now: this.#now,
       ...(o.random ? { random: o.random } : {}),
-      onAnswer: (u) => this.#events?.onAnswer(u),
+      onAnswer: (u, call) => this.#events?.onAnswer(u, call),
       onChange: (u) => {
         this.#recompute();
         if (u.available) this.#events?.onCapacity(u);
@@ -313,6 +318,66 @@ export class UpstreamSet implements EndpointSet {
         if (!before.includes(u) && u.available) this.#events?.onCapacity(u);
       }
     }
+  }
+
+  /**
+   * Replaces the configured upstreams (a config reload): new ones join and
+   * warm up, removed ones drain (no new requests; those in flight finish),
+   * kept ones keep their connections, health and in-flight requests.
+   *
+   * @returns The addresses or names added and removed.
+   */
+  async setSpecs(specs: readonly UpstreamSpec[]): Promise<{ added: string[]; removed: string[] }> {
+    const added: string[] = [];
+    const removed: string[] = [];
+    const statics = new Map<string, Extract<UpstreamSpec, { kind: "static" }>>();
+    const discovered = new Map<string, Exclude<UpstreamSpec, { kind: "static" }>>();
+    for (const spec of specs) {
+      if (spec.kind === "static") statics.set(formatAddress(spec.address), spec);
+      else discovered.set(spec.text, spec);
+    }
+    for (const u of [...this.#members.values()]) {
+      if (u.source === "static" && !u.draining && !statics.has(u.label)) {
+        log.info(`Upstream ${u.label} removed from the configuration: draining it`);
+        u.drain();
+        removed.push(u.label);
+      }
+    }
+    for (const [label, spec] of statics) {
+      const known = this.#members.get(label);
+      if (known && !known.draining && known.source === "static") {
+        known.weight = spec.weight;
+        continue;
+      }
+      const u = this.#add(spec.address, spec.weight, "static");
+      added.push(label);
+      log.info(`Upstream ${label} added by the configuration`);
+      if (this.#started) void u.start();
+    }
+    for (const source of [...this.#sources]) {
+      if (discovered.has(source.spec.text)) continue;
+      clearTimeout(source.timer);
+      this.#sources.splice(this.#sources.indexOf(source), 1);
+      removed.push(source.spec.text);
+      for (const label of source.members) {
+        const u = this.#members.get(label);
+        if (u && u.source === source.spec.text && !u.draining) {
+          log.info(`Upstream ${label} left with ${source.spec.text}: draining it`);
+          u.drain();
+        }
+      }
+    }
+    const fresh: Source[] = [];
+    for (const [text, spec] of discovered) {
+      if (this.#sources.some((s) => s.spec.text === text)) continue;
+      const source: Source = { spec, members: new Set(), timer: undefined };
+      this.#sources.push(source);
+      fresh.push(source);
+      added.push(text);
+    }
+    await Promise.all(fresh.map((s) => this.#refresh(s)));
+    this.#recompute();
+    return { added, removed };
   }
 
   /** Looks the discovered upstreams up again now. */

@@ -60,7 +60,7 @@ export interface WorkerOptions {
   /** Each line the process prints. */
   onOutput?: (worker: Worker, line: string) => void;
   /** After each answer. */
-  onAnswer?: (worker: Worker) => void;
+  onAnswer?: (worker: Worker, call: Call) => void;
   /** When a request it works on past its deadline (or cancelled) ends: it has room again. */
   onFreed?: (worker: Worker) => void;
   /** When it stops taking new work (draining), before it exits. */
@@ -299,9 +299,9 @@ export class Worker implements TrackedHost {
       ...(this.#options.errorFormat === undefined
         ? {}
         : { errorFormat: this.#options.errorFormat }),
-      onAnswer: (endpoint) => {
+      onAnswer: (endpoint, call) => {
         if (endpoint.inFlight === 0) this.idleSince = performance.now();
-        if (this.#state !== "starting") this.#options.onAnswer?.(this);
+        if (this.#state !== "starting") this.#options.onAnswer?.(this, call);
       },
       onFreed: () => {
         if (this.#state === "ready") this.#options.onFreed?.(this);

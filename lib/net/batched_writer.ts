@@ -29,6 +29,8 @@ export class BatchedWriter {
   readonly #options: BatchedWriterOptions;
   #out = EMPTY;
   #outLen = 0;
+  /** Bytes written so far. */
+  bytesWritten = 0;
   #spare = EMPTY;
   #sendingLen = 0;
   #writing = false;
@@ -132,6 +134,7 @@ export class BatchedWriter {
         this.#sendingLen = len;
         let off = 0;
         while (off < len) off += await this.#conn.write(sending.subarray(off, len));
+        this.bytesWritten += len;
         this.#sendingLen = 0;
         if (this.#spare.length > KEEP_LIMIT) this.#spare = EMPTY;
       }

@@ -102,6 +102,7 @@ export class FrameConnection<F = Uint8Array> {
   // which has the clock: no clock read per read.
   #reads = 0;
   #frames = 0;
+  #bytesRead = 0;
   #partial = false; // a frame is partly in
   #seenReads = 0;
   #seenFrames = 0;
@@ -139,6 +140,16 @@ export class FrameConnection<F = Uint8Array> {
     return this.#done;
   }
 
+  /** Bytes read so far. */
+  get bytesRead(): number {
+    return this.#bytesRead;
+  }
+
+  /** Bytes written so far. */
+  get bytesWritten(): number {
+    return this.#writer.bytesWritten;
+  }
+
   /** Bytes waiting to be written. */
   get pendingBytes(): number {
     return this.#writer.pendingBytes;
@@ -161,6 +172,7 @@ export class FrameConnection<F = Uint8Array> {
       let more = false;
       if (this.#initial) {
         decoder.push(this.#initial);
+        this.#bytesRead += this.#initial.length;
         this.#initial = undefined;
         this.#reads++;
         more = true;
@@ -195,6 +207,7 @@ export class FrameConnection<F = Uint8Array> {
         }
         decoder.commit(n);
         this.#reads++;
+        this.#bytesRead += n;
         if (this.#takeFrames()) return;
       }
     } catch (err) {

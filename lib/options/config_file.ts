@@ -75,7 +75,8 @@ export function parseConfig(
     }
     throw err;
   }
-  const byKey = new Map<string, Option>(table.map((o) => [o.configKey, o]));
+  const byKey = new Map<string, Option>();
+  for (const o of table) if (o.configKey !== null) byKey.set(o.configKey, o);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(doc)) {
     const where = `${file}:${lineOf(text, key)}: ${key}`;

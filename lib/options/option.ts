@@ -35,8 +35,8 @@ export interface Option<T = unknown> {
   readonly name: string;
   /** The key in the options object, e.g. `queueSize`. */
   readonly key: string;
-  /** The key in a config file, e.g. `queue_size`. */
-  readonly configKey: string;
+  /** The key in a config file, e.g. `queue_size`; null for a flag a file cannot set (`--config`). */
+  readonly configKey: string | null;
   /** The placeholder of its value in `--help`, e.g. `n`; null for a switch. */
   readonly arg: string | null;
   /** One line of help. */
@@ -67,6 +67,8 @@ export interface OptionInit<T> {
   key?: string;
   /** The value's placeholder in `--help`. */
   arg?: string;
+  /** True for a flag a config file cannot set (e.g. `--config` itself). @default {false} */
+  cliOnly?: boolean;
 }
 
 function camel(name: string): string {
@@ -93,7 +95,7 @@ function make<T>(
   return {
     name: init.name,
     key: init.key ?? camel(init.name),
-    configKey: init.name.replaceAll("-", "_"),
+    configKey: init.cliOnly ? null : init.name.replaceAll("-", "_"),
     arg: init.arg ?? arg,
     help: init.help,
     default: init.default,

@@ -26,7 +26,8 @@ import {
 import { BALANCE_STRATEGIES, type BalanceStrategy } from "../dispatch/balancers/balancer.ts";
 import { HEALTH_CHECKS, type HealthCheck } from "../dispatch/upstream.ts";
 import { parseUpstreamSpec } from "../dispatch/upstream_spec.ts";
-import { parseAddress } from "../net/address.ts";
+import { type Address, parseAddress } from "../net/address.ts";
+import { readConfig } from "./config_file.ts";
 import {
   choiceOption,
   durationMapOption,
@@ -47,6 +48,17 @@ const CPUS = navigator.hardwareConcurrency || 1;
 
 /** The table of `proxy serve` options, in the order `--help` shows them. */
 export const SERVE_OPTIONS: OptionTable = [
+  stringOption({
+    name: "config",
+    arg: "file",
+    help: "read options from this TOML file (flags given win); SIGHUP re-reads it",
+    cliOnly: true,
+  }),
+  switchOption({
+    name: "check",
+    help: "check the options (and --config file), print what is wrong or OK, and exit",
+    cliOnly: true,
+  }),
   stringOption({
     name: "host",
     help: "interface to listen on; beyond loopback the proxy is reachable from the network",
@@ -395,6 +407,38 @@ export const SERVE_OPTIONS: OptionTable = [
     help:
       "serve proxy.* methods that change state (proxy.reload) to any client; SIGHUP always works",
   }),
+  stringOption({
+    name: "admin",
+    arg: "host:port",
+    help:
+      "serve /metrics, /status, /healthz, /readyz and POST /reload over HTTP here (a bare port: on 127.0.0.1)",
+    validate: (text) => void parseAdminAddress(text),
+  }),
+  stringOption({
+    name: "admin-token-file",
+    arg: "file",
+    help:
+      "POST /reload needs `Authorization: Bearer TOKEN` with a token from this file (one per line)",
+  }),
+  intOption({
+    name: "metrics-methods",
+    help:
+      'methods that get a label of their own in /metrics (the first seen); the rest are "other"',
+    default: 20,
+    min: 0,
+    max: 1000,
+  }),
+  switchOption({
+    name: "access-log",
+    help: "log one line per request (method, key, worker or upstream, code, latency) at info level",
+  }),
+  numberOption({
+    name: "access-log-sample",
+    help: "share of requests the access log writes, from 0 to 1",
+    default: 1,
+    min: 0,
+    max: 1,
+  }),
   switchOption({
     name: "parent-watch",
     help: "stop (as on SIGTERM) when stdin closes, for supervisors that hold a pipe",
@@ -467,8 +511,25 @@ export interface ServeSettings {
   errorFormat: ErrorFormat;
   testMethods: boolean;
   controlMethods: boolean;
+  admin: string | undefined;
+  adminTokenFile: string | undefined;
+  metricsMethods: number;
+  accessLog: boolean;
+  accessLogSample: number;
   parentWatch: boolean;
   logLevel: LogLevel;
+  config: string | undefined;
+  check: boolean;
+}
+
+/**
+ * Where `--admin` listens: `HOST:PORT`, a bare port (on 127.0.0.1), or `unix:/path`.
+ *
+ * @throws {RangeError} For anything else.
+ */
+export function parseAdminAddress(text: string): Address {
+  if (/^\d+$/.test(text.trim())) return parseAddress(`127.0.0.1:${text.trim()}`);
+  return parseAddress(text);
 }
 
 /**
@@ -500,4 +561,17 @@ export function resolveServeSettings(given: Partial<ServeSettings>): ServeSettin
     );
   }
   return Object.freeze(o);
+}
+
+/**
+ * The options of a proxy from its flags and, when `given.config` names one,
+ * its config file: flags given win over the file, the file over defaults.
+ *
+ * @throws {ConfigError} When the file cannot be read or a value in it does not fit.
+ * @throws {OptionError} For a value out of range or options that contradict.
+ */
+export async function loadServeSettings(given: Partial<ServeSettings>): Promise<ServeSettings> {
+  const flags = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+  const file = given.config === undefined ? {} : await readConfig(given.config, SERVE_OPTIONS);
+  return resolveServeSettings({ ...file, ...flags });
 }

@@ -38,8 +38,8 @@ export interface ServedConnection {
   close(): void;
   /** Resolves once closed. */
   readonly done: Promise<void>;
-  /** Its framed connection, for the time limits. */
-  readonly connection: Sweepable;
+  /** Its framed connection, for the time limits and byte counts. */
+  readonly connection: Sweepable & { readonly bytesRead: number; readonly bytesWritten: number };
 }
 
 /** What a protocol handler other than MessagePack-RPC gets from the proxy. */
@@ -121,6 +121,8 @@ export interface ProxyServerOptions {
    * @default {false}
    */
   controlMethods?: boolean;
+  /** What `proxy.reload` does. @default {the pool's rolling restart} */
+  reload?: () => Promise<unknown>;
 }
 
 /** What `proxy.stats` answers. */
@@ -136,6 +138,8 @@ export interface ProxyStats extends DispatchStats {
     message_timeouts: number;
     idle_timeouts: number;
   };
+  /** Bytes from and to clients. */
+  bytes: { received: number; sent: number };
 }
 
 const log = getLogger(["proxy"]);
@@ -155,6 +159,8 @@ export class ProxyServer {
   #refused = 0;
   #messageTimeouts = 0;
   #idleTimeouts = 0;
+  #bytesReceived = 0; // by connections closed; open ones are added when read
+  #bytesSent = 0;
   #closedSinceGc = 0;
   #gcTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #started = performance.now();
@@ -205,6 +211,11 @@ export class ProxyServer {
     const listener = this.#listener;
     if (!listener) throw new Error("Cannot serve: bind() first");
     void this.#accept(listener);
+  }
+
+  /** True once stopping: new connections and requests are refused. */
+  get draining(): boolean {
+    return this.#draining;
   }
 
   /** The bound address, as text. */
@@ -264,6 +275,8 @@ export class ProxyServer {
     this.#conns.add(served);
     this.#sweeper.add(served.connection);
     void served.done.then(() => {
+      this.#bytesReceived += served.connection.bytesRead;
+      this.#bytesSent += served.connection.bytesWritten;
       this.#conns.delete(served);
       this.#sweeper.delete(served.connection);
       this.#afterClose();
@@ -313,7 +326,7 @@ export class ProxyServer {
           });
           return;
         }
-        this.#pool.reload().then(
+        (this.#options.reload ?? (() => this.#pool.reload()))().then(
           answer,
           (err) => !session.closed && session.fail(msgid, errorToWire(err)),
         );
@@ -328,6 +341,12 @@ export class ProxyServer {
 
   /** The proxy's state. */
   stats(): ProxyStats {
+    let received = this.#bytesReceived;
+    let sent = this.#bytesSent;
+    for (const c of this.#conns) {
+      received += c.connection.bytesRead;
+      sent += c.connection.bytesWritten;
+    }
     return {
       pid: Deno.pid,
       uptime_s: Math.round((performance.now() - this.#started) / 10) / 100,
@@ -339,6 +358,7 @@ export class ProxyServer {
         message_timeouts: this.#messageTimeouts,
         idle_timeouts: this.#idleTimeouts,
       },
+      bytes: { received, sent },
       ...this.#pool.stats(),
     };
   }

@@ -6,22 +6,43 @@
  * @module
  */
 
+import denoJson from "../../deno.json" with { type: "json" };
 import { watchParent } from "../backend/run_backend.ts";
 import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
 import { MAX_ENVELOPE_HEAD } from "../protocol/envelope.ts";
-import { resolveServeSettings, type ServeSettings } from "../options/serve_options.ts";
-import { createDispatcher } from "../dispatch/create_dispatcher.ts";
+import { ProxyError } from "../protocol/errors.ts";
+import {
+  loadServeSettings,
+  parseAdminAddress,
+  type ServeSettings,
+} from "../options/serve_options.ts";
+import { assembleDispatcher, type DispatcherParts } from "../dispatch/create_dispatcher.ts";
+import { combineObservers, type RequestObserver } from "../dispatch/observer.ts";
+import { parseUpstreamSpec } from "../dispatch/upstream_spec.ts";
+import { AdminServer, type ReloadReport } from "../admin/admin_server.ts";
+import { TokenSet } from "../admin/token_set.ts";
+import { renderMetrics } from "../metrics/proxy_metrics.ts";
+import { RequestMetrics } from "../metrics/request_metrics.ts";
 import { connectionsWithin, readOpenFileLimit } from "../process/fd_limit.ts";
 import { workerCommandLine } from "../process/self_command.ts";
 import { createSocketDir, removeStaleSocketDirs } from "../process/socket_dir.ts";
+import { AccessLog } from "./access_log.ts";
 import { serveLegacy } from "./legacy_session.ts";
 import { ProxyServer } from "./proxy_server.ts";
+import { planReload } from "./reload_plan.ts";
 
 /** Options of {@linkcode runProxy}: any `proxy serve` option (see `SERVE_OPTIONS`), and hooks. */
-export interface RunProxyOptions extends Partial<Omit<ServeSettings, "logLevel">> {
+export interface RunProxyOptions extends Partial<ServeSettings> {
   /** Called once ready, with the bound address. */
   onListening?: (address: string) => void;
+  /** Called once the admin endpoint listens, with its address. */
+  onAdminListening?: (address: string) => void;
+  /**
+   * Called after a reload applied new options (with all of them), e.g. to
+   * set the log level anew.
+   */
+  onReconfigure?: (settings: ServeSettings) => void | Promise<void>;
   /** Stops the proxy as SIGTERM would. */
   signal?: AbortSignal;
 }
@@ -55,35 +76,112 @@ export function builtinWorkerArgs(s: ServeSettings): string[] {
 
 /**
  * Runs the proxy until SIGINT/SIGTERM (or `signal`); resolves after a clean
- * stop.
+ * stop. With `config`, options come from that file too (flags given win),
+ * and SIGHUP re-reads it.
  *
- * @throws {OptionError} For an option out of range.
+ * @throws {OptionError} For an option out of range (`ConfigError` for one in the file).
  * @throws {ProxyError} `NO_WORKERS` when the workers cannot start.
  * @throws {Error} When the port is taken.
  */
 export async function runProxy(options: RunProxyOptions): Promise<void> {
   const log = getLogger(["proxy"]);
-  const { onListening, signal, ...given } = options;
-  const s = resolveServeSettings(given);
+  const { onListening, onAdminListening, onReconfigure, signal, ...given } = options;
+  let s = await loadServeSettings(given);
   // Directories left by proxies killed with SIGKILL (their lock is free).
   for (const dir of await removeStaleSocketDirs()) {
     log.info(`Removed a stale socket directory: ${dir}`);
   }
   const maxConnections = await connectionLimit(s);
+  const adminTokens = new TokenSet();
+  if (s.adminTokenFile !== undefined) await adminTokens.load(s.adminTokenFile);
   // A fresh private directory (0700): no other user can reach the workers.
   const socketDir = await createSocketDir();
   try {
-    const backendArgs = builtinWorkerArgs(s);
-    const pool = createDispatcher({
+    const parts = assembleDispatcher({
       ...s,
       socketDir: socketDir.path,
+      // Read at each spawn, so a reload's new worker settings reach new workers.
       commandLine: (socket) =>
         workerCommandLine({
           socket,
           ...(s.workerCmd === undefined ? {} : { workerCmd: s.workerCmd }),
-          backendArgs,
+          backendArgs: builtinWorkerArgs(s),
         }),
+      reloadableUpstreams: s.config !== undefined,
     });
+    const pool = parts.dispatcher;
+    const metrics = s.admin === undefined
+      ? null
+      : new RequestMetrics({ maxMethods: s.metricsMethods });
+    const observe = (settings: ServeSettings) => {
+      const observers: RequestObserver[] = [];
+      if (metrics) observers.push(metrics);
+      if (settings.accessLog) observers.push(new AccessLog({ sample: settings.accessLogSample }));
+      pool.observe(combineObservers(observers));
+    };
+    observe(s);
+
+    // One reload at a time; one more may wait, and callers meanwhile share it.
+    let running: Promise<ReloadReport> | null = null;
+    let queued: Promise<ReloadReport> | null = null;
+    const reload = (why: string): Promise<ReloadReport> => {
+      if (!running) {
+        running = applyReload(why).finally(() => running = null);
+        return running;
+      }
+      queued ??= running.then(() => {
+        queued = null;
+        return reload(why);
+      });
+      return queued;
+    };
+    const applyReload = async (why: string): Promise<ReloadReport> => {
+      log.info(`${why}: reloading${s.config === undefined ? "" : ` ${s.config}`}`);
+      let applied: string[] = [];
+      let restart: string[] = [];
+      if (s.config !== undefined) {
+        let next: ServeSettings;
+        try {
+          next = await loadServeSettings(given);
+        } catch (err) {
+          const error = (err as Error).message;
+          log.error(`Reload refused: ${error}; the running configuration stays`);
+          return { ok: false, error };
+        }
+        const plan = planReload(s, next, parts.upstreams !== null);
+        restart = plan.restart;
+        // What cannot change now keeps its running value.
+        const kept = Object.fromEntries(
+          plan.changed.filter((k) => restart.includes(flagOf(k))).map((k) => [k, s[k]]),
+        );
+        const before = s;
+        s = Object.freeze({ ...next, ...kept }) as ServeSettings;
+        try {
+          if (s.adminTokenFile !== undefined) await adminTokens.load(s.adminTokenFile);
+          else await adminTokens.set([]);
+        } catch (err) {
+          log.error(`${(err as Error).message}; the admin tokens stay as they were`);
+        }
+        await applyPlan(parts, before, s, plan);
+        if (plan.front.length > 0) {
+          observe(s);
+          await onReconfigure?.(s);
+        }
+        applied = plan.changed.filter((k) => !restart.includes(flagOf(k))).map(flagOf);
+        if (applied.length > 0) log.info(`Applied: ${applied.join(", ")}`);
+        if (restart.length > 0) {
+          log.warn(`Changed, but applied only by a restart: ${restart.join(", ")}`);
+        }
+      } else if (s.adminTokenFile !== undefined) {
+        // Without a config file, a reload still rotates the admin tokens.
+        await adminTokens.load(s.adminTokenFile).catch((err) =>
+          log.error(`${(err as Error).message}; the admin tokens stay as they were`)
+        );
+      }
+      const { replaced, failed } = await pool.reload();
+      return { ok: true, applied, restart_needed: restart, replaced, failed };
+    };
+
     const server = new ProxyServer({
       address: { transport: "tcp", hostname: s.host, port: s.port },
       pool,
@@ -101,6 +199,11 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       legacyPipeline: s.legacyPipeline,
       errorFormat: s.errorFormat,
       controlMethods: s.controlMethods,
+      reload: async () => {
+        const r = await reload("proxy.reload");
+        if (!r.ok) throw new ProxyError("CONFIG_REFUSED", `Cannot reload: ${r.error}`);
+        return { replaced: r.replaced, failed: r.failed };
+      },
     });
     let bound;
     try {
@@ -114,6 +217,24 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       throw err;
     }
     if (!isLoopback(s.host)) log.warn(`Listening on ${s.host}: reachable from other machines`);
+    const started = Date.now() / 1000;
+    const admin = s.admin === undefined ? null : new AdminServer({
+      address: parseAdminAddress(s.admin),
+      metrics: async () => {
+        await pool.readMemory().catch(() => {});
+        return renderMetrics(server.stats(), metrics!, {
+          version: denoJson.version,
+          startTimeSeconds: started,
+        });
+      },
+      status: async () => {
+        await pool.readMemory().catch(() => {});
+        return server.stats();
+      },
+      notReady: () => server.draining ? "draining" : pool.notReady(),
+      reload: () => reload("POST /reload"),
+      tokens: adminTokens,
+    });
     let stop!: (why: string) => void;
     const stopped = new Promise<string>((resolve) => stop = resolve);
     // A bug in one request's path must not take every client down: log it
@@ -126,29 +247,22 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     const onSignal = () => stop("signal");
     Deno.addSignalListener("SIGTERM", onSignal);
     Deno.addSignalListener("SIGINT", onSignal);
-    // SIGHUP: rolling restart, one worker at a time, dropping nothing.
-    const onHup = () => {
-      log.info("SIGHUP: replacing workers one at a time");
-      void pool.reload();
-    };
+    // SIGHUP: the config file read again, and the workers replaced one at a
+    // time, dropping nothing.
+    const onHup = () => void reload("SIGHUP");
     Deno.addSignalListener("SIGHUP", onHup);
     signal?.addEventListener("abort", () => stop("aborted"), { once: true });
     if (s.parentWatch) void watchParent(() => stop("parent gone"));
     try {
+      // Up before the workers, so /readyz says 503 while they start.
+      if (admin) {
+        const at = admin.start();
+        log.info(`Admin endpoint on http://${at}/ (metrics, status, healthz, readyz, reload)`);
+        onAdminListening?.(at);
+      }
       await pool.start();
       server.serve();
-      const workers = s.pool === "static"
-        ? `${s.workers} worker${s.workers === 1 ? "" : "s"}`
-        : `${s.pool} pool of up to ${s.maxWorkers} workers`;
-      const upstreams = s.upstream.length === 0
-        ? ""
-        : ` and ${s.upstream.length} upstream${
-          s.upstream.length === 1 ? "" : "s"
-        } (--balance ${s.balance})`;
-      const size = s.pool === "static" && s.workers === 0
-        ? upstreams.slice(5)
-        : `${workers}${upstreams}`;
-      log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${size}`);
+      log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${describe(s)}`);
       onListening?.(formatAddress(bound));
       const why = await stopped;
       log.info(`Proxy stopping (${why}): draining requests in flight`);
@@ -160,9 +274,72 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       Deno.removeSignalListener("SIGHUP", onHup);
       globalThis.removeEventListener("unhandledrejection", onUnhandled);
       await server.close({ drainTimeout: 0, graceMs: 0 });
+      await admin?.close();
     }
   } finally {
     await socketDir.remove();
+  }
+}
+
+function flagOf(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+// `4 workers and 2 upstreams (--balance least-request)`.
+function describe(s: ServeSettings): string {
+  const workers = s.pool === "static"
+    ? `${s.workers} worker${s.workers === 1 ? "" : "s"}`
+    : `${s.pool} pool of up to ${s.maxWorkers} workers`;
+  const upstreams = s.upstream.length === 0
+    ? ""
+    : ` and ${s.upstream.length} upstream${
+      s.upstream.length === 1 ? "" : "s"
+    } (--balance ${s.balance})`;
+  return s.pool === "static" && s.workers === 0 ? upstreams.slice(5) : `${workers}${upstreams}`;
+}
+
+// Applies what a reload may change while running.
+async function applyPlan(
+  parts: DispatcherParts,
+  before: ServeSettings,
+  s: ServeSettings,
+  plan: ReturnType<typeof planReload>,
+): Promise<void> {
+  if (plan.dispatch.length > 0) {
+    parts.dispatcher.reconfigure({
+      queueTimeout: s.queueTimeout,
+      requestTimeout: s.requestTimeout,
+      methodTimeouts: s.methodTimeout,
+      killAfter: s.killAfter,
+      retry: s.retryAll ? "all" : s.retryIdempotent,
+    });
+  }
+  if (parts.supervisor && (plan.pool.length > 0 || plan.worker.length > 0)) {
+    parts.supervisor.reconfigure({
+      workers: s.workers,
+      minWorkers: s.minWorkers,
+      maxWorkers: s.maxWorkers,
+      minSpare: s.minSpare,
+      maxSpare: s.maxSpare,
+      idleTimeout: s.idleTimeout,
+      maxRequests: s.maxRequests,
+      maxRequestsJitter: s.maxRequestsJitter,
+      maxMemoryMb: s.maxMemory,
+      memoryCheckInterval: s.memoryCheckInterval,
+      startTimeout: s.workerStartTimeout,
+      shutdownGrace: s.shutdownGrace,
+      maxInFlightPerWorker: s.maxInFlightPerWorker,
+      workerWriteLimit: s.workerWriteLimit,
+      readyCheck: s.readyCheck,
+      ...(before.crashLoopThreshold !== s.crashLoopThreshold ||
+          before.crashLoopWindow !== s.crashLoopWindow
+        ? { crashLoopThreshold: s.crashLoopThreshold, crashLoopWindow: s.crashLoopWindow }
+        : {}),
+      crashLoopCooldown: s.crashLoopCooldown,
+    });
+  }
+  if (plan.upstreams && parts.upstreams) {
+    await parts.upstreams.setSpecs(s.upstream.map(parseUpstreamSpec));
   }
 }
 
