@@ -78,6 +78,11 @@ export function benchCommand(): Command {
     .option("--no-nginx", "skip nginx")
     .option("--no-install", "do not apt-get install haproxy or nginx when missing")
     .option("--no-profile", "skip the CPU profile")
+    .option(
+      "--syscall-shapes <list>",
+      'count each front end\'s system calls per request with perf stat at these shapes ("" for none)',
+      D.syscallShapes,
+    )
     .option("--no-charts", "skip the latency-by-percentile charts")
     .option("--out <file>", "where to write the Markdown (default bench/<date>-results.md)")
     .exitOverride();

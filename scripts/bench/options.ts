@@ -41,6 +41,8 @@ export interface BenchOptions {
   install: boolean;
   /** Profile our proxy under load at the end. */
   profile: boolean;
+  /** Count each front end's system calls per request (`perf stat`), at these shapes; "" for none. */
+  syscallShapes: string;
   /** Draw the latency-by-percentile charts (SVG next to the Markdown). */
   charts: boolean;
   /** Where to write the Markdown; default `bench/<date>-results.md`. */
@@ -66,5 +68,6 @@ export const BENCH_DEFAULTS: Readonly<Omit<BenchOptions, "out">> = Object.freeze
   nginx: true,
   install: true,
   profile: true,
+  syscallShapes: "1x1,16x16",
   charts: true,
 });

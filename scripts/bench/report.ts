@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type SyscallResult, syscallTable } from "./syscalls.ts";
 import type { CellRun } from "./cell.ts";
 import type { CpuUse } from "./cpu_sample.ts";
 import type { MachineInfo } from "./machine.ts";
@@ -40,6 +41,8 @@ export interface ReportInput {
   targets: ReportTarget[];
   runs: CellRun[];
   profiles: ProfileResult[];
+  /** System calls per request of each front end, when counted. */
+  syscalls?: SyscallResult[];
   charts: ChartLink[];
 }
 
@@ -279,6 +282,19 @@ export function renderReport(input: ReportInput): string {
       ...resultTables(runs, "mixed", plan.mixed, fronts, ["echo", "spin"]),
       "",
       ...chartLines(charts, "mixed", plan.mixed),
+    );
+  }
+  if (input.syscalls && input.syscalls.length > 0) {
+    lines.push(
+      "## System calls per request (front end only)",
+      "",
+      "Counted by the kernel's tracepoints with `perf stat -e raw_syscalls:sys_enter,syscalls:sys_enter_* -p PIDS` " +
+        "on every thread of the front-end process during one extra echo cell per shape (warm-up included), " +
+        "divided by the requests sent. reads: read, readv, recvfrom, recvmsg; writes: write, writev, sendto, " +
+        "sendmsg, splice; epoll: epoll_wait, epoll_pwait, epoll_ctl; all: every system call.",
+      "",
+      ...syscallTable(input.syscalls),
+      "",
     );
   }
   for (const p of input.profiles) lines.push(...profileLines(p, o.workers));

@@ -15,6 +15,7 @@ import { loadAverage, machineInfo } from "./machine.ts";
 import type { BenchOptions } from "./options.ts";
 import { parseShapes, rotate, type Scenario, type Shape, shapeLabel } from "./plan.ts";
 import { profileProxy, type ProfileResult } from "./profile.ts";
+import { countSyscalls, perfAvailable, type SyscallResult } from "./syscalls.ts";
 import { ensureHaproxy, nginxStream } from "./provision.ts";
 import { type ChartLink, fmtNum, renderReport } from "./report.ts";
 import { cellRuns, latencyCurve } from "./statistics.ts";
@@ -90,6 +91,17 @@ export async function runBench(
 
   const ctx: CellContext = { runtime, dir, options: o };
   const runs = await runCells(ctx, plan, targets);
+  const syscalls: SyscallResult[] = [];
+  if (o.syscallShapes !== "") {
+    if (await perfAvailable()) {
+      for (const shape of parseShapes(o.syscallShapes)) {
+        for (const target of targets.filter((t) => t.name !== "direct")) {
+          log(`counting syscalls of ${target.name} at ${shapeLabel(shape)}`);
+          syscalls.push(await countSyscalls(ctx, target, shape));
+        }
+      }
+    } else log("perf stat cannot count syscalls here (install linux-perf): skipping that");
+  }
   // Stop the servers before profiling, so the profiled proxy has the machine as the cells had.
   await cleanups.run(keep);
 
@@ -113,6 +125,7 @@ export async function runBench(
     targets,
     runs,
     profiles,
+    syscalls,
     charts,
   });
   console.log(text);
