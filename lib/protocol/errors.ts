@@ -46,6 +46,8 @@ export const ErrorCode = {
   UPSTREAM_OVERLOADED: "UPSTREAM_OVERLOADED",
   /** A `proxy.*` method that changes state, called without `--control-methods`. */
   FORBIDDEN: "FORBIDDEN",
+  /** `proxy.reload`: the config file was refused (the running configuration stays). */
+  CONFIG_REFUSED: "CONFIG_REFUSED",
   /** The connection closed before the answer arrived (client side). */
   CONNECTION_CLOSED: "CONNECTION_CLOSED",
   /** The connection could not be established (client side). */

@@ -11,7 +11,7 @@ import { watchParent } from "../backend/run_backend.ts";
 import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
 import { MAX_ENVELOPE_HEAD } from "../protocol/envelope.ts";
-import { ProxyError } from "../protocol/errors.ts";
+import { ErrorCode, ProxyError } from "../protocol/errors.ts";
 import {
   loadServeSettings,
   parseAdminAddress,
@@ -201,7 +201,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       controlMethods: s.controlMethods,
       reload: async () => {
         const r = await reload("proxy.reload");
-        if (!r.ok) throw new ProxyError("CONFIG_REFUSED", `Cannot reload: ${r.error}`);
+        if (!r.ok) throw new ProxyError(ErrorCode.CONFIG_REFUSED, `Cannot reload: ${r.error}`);
         return { replaced: r.replaced, failed: r.failed };
       },
     });
