@@ -27,7 +27,11 @@ import { configureLogging, type LogLevel } from "../lib/log.ts";
  * table, so `--help` shows the default the README writes (`10s`, `4MiB`).
  */
 export function addOption(cmd: Command, option: Option): Command {
-  const flags = option.arg === null ? `--${option.name}` : `--${option.name} <${option.arg}>`;
+  const flags = option.arg === null
+    ? `--${option.name}`
+    : option.optionalArg
+    ? `--${option.name} [${option.arg}]`
+    : `--${option.name} <${option.arg}>`;
   const help = option.defaultText === ""
     ? option.help
     : `${option.help} (default: ${option.defaultText})`;
