@@ -30,7 +30,8 @@ Examples:
   addOptions(cmd, SERVE_OPTIONS);
   return cmd.action(async (opts: Partial<ServeSettings>) => {
     await setUpLogging(opts);
-    const { logLevel: _l, ...rest } = opts;
+    // Where this process logs is set up; the workers' format goes on in `rest`.
+    const { logLevel: _l, logFile: _f, logMaxSize: _s, logMaxFiles: _n, ...rest } = opts;
     await runProxy(rest);
   });
 }

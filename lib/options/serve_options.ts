@@ -8,14 +8,13 @@
 import type { ErrorFormat } from "../protocol/message.ts";
 import { parseRoutePath } from "../protocol/route_key.ts";
 import { splitCommand } from "../process/self_command.ts";
-import type { LogLevel } from "../log.ts";
+import { LOG_OPTIONS, type LogSettings } from "./log_options.ts";
 import { POOL_MODES, type PoolMode } from "../dispatch/supervisor.ts";
 import { READY_CHECKS, type ReadyCheck } from "../dispatch/worker.ts";
 import {
   clientIdleTimeout,
   drainTimeout,
   errorFormat,
-  logLevel,
   maxConnections,
   maxDepth,
   maxInFlightPerConnection,
@@ -399,11 +398,11 @@ export const SERVE_OPTIONS: OptionTable = [
     name: "parent-watch",
     help: "stop (as on SIGTERM) when stdin closes, for supervisors that hold a pipe",
   }),
-  logLevel,
+  ...LOG_OPTIONS,
 ];
 
 /** The resolved options of `proxy serve`. */
-export interface ServeSettings {
+export interface ServeSettings extends LogSettings {
   host: string;
   port: number;
   pool: PoolMode;
@@ -468,7 +467,6 @@ export interface ServeSettings {
   testMethods: boolean;
   controlMethods: boolean;
   parentWatch: boolean;
-  logLevel: LogLevel;
 }
 
 /**

@@ -18,8 +18,13 @@ import { createSocketDir, removeStaleSocketDirs } from "../process/socket_dir.ts
 import { serveLegacy } from "./legacy_session.ts";
 import { ProxyServer } from "./proxy_server.ts";
 
-/** Options of {@linkcode runProxy}: any `proxy serve` option (see `SERVE_OPTIONS`), and hooks. */
-export interface RunProxyOptions extends Partial<Omit<ServeSettings, "logLevel">> {
+/**
+ * Options of {@linkcode runProxy}: any `proxy serve` option (see
+ * `SERVE_OPTIONS`) but where the process logs to (its caller's to set up,
+ * see `configureLogging`), and hooks.
+ */
+export interface RunProxyOptions
+  extends Partial<Omit<ServeSettings, "logLevel" | "logFile" | "logMaxSize" | "logMaxFiles">> {
   /** Called once ready, with the bound address. */
   onListening?: (address: string) => void;
   /** Stops the proxy as SIGTERM would. */
