@@ -1,6 +1,7 @@
 /**
  * The logging options of `proxy serve` and `proxy backend`: level, format,
- * file and its rotation, defined once for both.
+ * file and its rotation, defined once for both; and how much of a worker's
+ * output the proxy logs.
  *
  * @module
  */
@@ -44,6 +45,16 @@ export const logMaxFiles = intOption({
 
 /** The logging options every server command has, in `--help` order. */
 export const LOG_OPTIONS: OptionTable = [logLevel, logFormat, logFile, logMaxSize, logMaxFiles];
+
+/** `serve --worker-log-rate`: lines of output per worker per second that are logged. */
+export const workerLogRate = intOption({
+  name: "worker-log-rate",
+  help:
+    "lines of output logged per worker per second; beyond, lines are dropped and counted (0 = no limit)",
+  default: 100,
+  min: 0,
+  max: 1_000_000,
+});
 
 /** The resolved values of {@linkcode LOG_OPTIONS}. */
 export interface LogSettings {

@@ -8,7 +8,7 @@
 import type { ErrorFormat } from "../protocol/message.ts";
 import { parseRoutePath } from "../protocol/route_key.ts";
 import { splitCommand } from "../process/self_command.ts";
-import { LOG_OPTIONS, type LogSettings } from "./log_options.ts";
+import { LOG_OPTIONS, type LogSettings, workerLogRate } from "./log_options.ts";
 import { POOL_MODES, type PoolMode } from "../dispatch/supervisor.ts";
 import { READY_CHECKS, type ReadyCheck } from "../dispatch/worker.ts";
 import {
@@ -399,6 +399,7 @@ export const SERVE_OPTIONS: OptionTable = [
     help: "stop (as on SIGTERM) when stdin closes, for supervisors that hold a pipe",
   }),
   ...LOG_OPTIONS,
+  workerLogRate,
 ];
 
 /** The resolved options of `proxy serve`. */
@@ -467,6 +468,7 @@ export interface ServeSettings extends LogSettings {
   testMethods: boolean;
   controlMethods: boolean;
   parentWatch: boolean;
+  workerLogRate: number;
 }
 
 /**

@@ -21,7 +21,7 @@ import { ProxyServer } from "./proxy_server.ts";
 /**
  * Options of {@linkcode runProxy}: any `proxy serve` option (see
  * `SERVE_OPTIONS`) but where the process logs to (its caller's to set up,
- * see `configureLogging`), and hooks.
+ * see `configureLogging`), and hooks. `logFormat` is the workers'.
  */
 export interface RunProxyOptions
   extends Partial<Omit<ServeSettings, "logLevel" | "logFile" | "logMaxSize" | "logMaxFiles">> {
@@ -43,8 +43,12 @@ export function isLoopback(host: string): boolean {
  */
 export function builtinWorkerArgs(s: ServeSettings): string[] {
   return [
+    // Warnings and worse only: a worker logs nothing per request.
     "--log-level",
     "warning",
+    // The proxy parses JSON lines back into records (see WorkerOutput).
+    "--log-format",
+    s.logFormat,
     "--max-message-size",
     String(s.maxMessageSize + MAX_ENVELOPE_HEAD),
     "--max-depth",
