@@ -9,6 +9,10 @@ import type { ErrorFormat } from "../protocol/message.ts";
 import { parseRoutePath } from "../protocol/route_key.ts";
 import { splitCommand } from "../process/self_command.ts";
 import { LOG_OPTIONS, type LogSettings, workerLogRate } from "./log_options.ts";
+import {
+  WORKER_PERMISSION_OPTIONS,
+  type WorkerPermissionSettings,
+} from "./worker_permission_options.ts";
 import { POOL_MODES, type PoolMode } from "../dispatch/supervisor.ts";
 import { READY_CHECKS, type ReadyCheck } from "../dispatch/worker.ts";
 import {
@@ -398,12 +402,13 @@ export const SERVE_OPTIONS: OptionTable = [
     name: "parent-watch",
     help: "stop (as on SIGTERM) when stdin closes, for supervisors that hold a pipe",
   }),
+  ...WORKER_PERMISSION_OPTIONS,
   ...LOG_OPTIONS,
   workerLogRate,
 ];
 
 /** The resolved options of `proxy serve`. */
-export interface ServeSettings extends LogSettings {
+export interface ServeSettings extends LogSettings, WorkerPermissionSettings {
   host: string;
   port: number;
   pool: PoolMode;

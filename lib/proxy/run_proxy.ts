@@ -14,6 +14,8 @@ import { resolveServeSettings, type ServeSettings } from "../options/serve_optio
 import { createDispatcher } from "../dispatch/create_dispatcher.ts";
 import { connectionsWithin, readOpenFileLimit } from "../process/fd_limit.ts";
 import { workerCommandLine } from "../process/self_command.ts";
+import { absoluteHandler, ignoredGrants } from "../process/worker_permissions.ts";
+import { workerGrants } from "../options/worker_permission_options.ts";
 import { createSocketDir, removeStaleSocketDirs } from "../process/socket_dir.ts";
 import { serveLegacy } from "./legacy_session.ts";
 import { ProxyServer } from "./proxy_server.ts";
@@ -58,8 +60,14 @@ export function builtinWorkerArgs(s: ServeSettings): string[] {
     "--max-in-flight-per-connection",
     String(s.maxInFlightPerWorker),
     ...(s.testMethods ? ["--test-methods"] : []),
-    ...s.handler.flatMap((h) => ["--handler", h]),
+    ...workerHandlers(s).flatMap((h) => ["--handler", h]),
   ];
+}
+
+// Handler modules as absolute paths, so the module a worker is granted to
+// read is the one it loads.
+function workerHandlers(s: ServeSettings): string[] {
+  return s.handler.map((h) => absoluteHandler(h, Deno.cwd()));
 }
 
 /**
@@ -83,6 +91,12 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   const socketDir = await createSocketDir();
   try {
     const backendArgs = builtinWorkerArgs(s);
+    const permissions = { handlers: workerHandlers(s), grants: workerGrants(s) };
+    const ignored = ignoredGrants(permissions.grants, {
+      standalone: Deno.build.standalone,
+      workerCmd: s.workerCmd !== undefined,
+    });
+    if (ignored) log.warn(ignored);
     const pool = createDispatcher({
       ...s,
       socketDir: socketDir.path,
@@ -91,6 +105,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
           socket,
           ...(s.workerCmd === undefined ? {} : { workerCmd: s.workerCmd }),
           backendArgs,
+          permissions,
         }),
     });
     const server = new ProxyServer({
