@@ -164,8 +164,9 @@ Deno.test("--worker-log-rate drops a flooding worker's lines beyond the rate and
     const dropped = notices.reduce((n, r) => n + (r.properties.dropped as number), 0);
     return Promise.resolve(logged + dropped === 300 ? { logged, dropped, notices } : undefined);
   });
-  assert.ok(logged >= 5 && logged <= 15, `${logged} lines logged`);
-  assert.ok(dropped >= 285, `${dropped} dropped`);
+  // 5 a second: the 300 lines come within a second or so (a slow machine may spread them).
+  assert.ok(logged >= 5 && logged <= 30, `${logged} lines logged`);
+  assert.ok(dropped >= 270, `${dropped} dropped`);
   const notice = records(p.proc).find((r) => typeof r.properties.dropped === "number")!;
   assert.equal(notice.level, "WARN");
   assert.equal(notice.logger, "proxy.worker");
