@@ -56,6 +56,9 @@ export interface LoggingOptions {
   };
 }
 
+// Whether the sink configured last is a file.
+let toFile = false;
+
 /**
  * A logger in the `proxy` category tree.
  *
@@ -74,7 +77,6 @@ export function getLogger(name: string[]): Logger {
  */
 export async function configureLogging(options: LogLevel | LoggingOptions = "info"): Promise<void> {
   const o = typeof options === "string" ? { level: options } : options;
-  toFile = o.file !== undefined;
   const formatter = o.format === "json" ? getJsonLinesFormatter() : prettyFormatter();
   await reset();
   await configure({
@@ -85,6 +87,7 @@ export async function configureLogging(options: LogLevel | LoggingOptions = "inf
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["out"] },
     ],
   });
+  toFile = o.file !== undefined;
 }
 
 /**
@@ -95,8 +98,6 @@ export async function closeLogging(): Promise<void> {
   toFile = false;
   await reset();
 }
-
-let toFile = false;
 
 /** True while logs go to a file (so what goes to stderr alone is not in them). */
 export function loggingToFile(): boolean {
