@@ -38,4 +38,13 @@ export type { ProxyStats } from "./lib/proxy/proxy_server.ts";
 export { SERVE_OPTIONS, type ServeSettings } from "./lib/options/serve_options.ts";
 export { BACKEND_OPTIONS, type BackendSettings } from "./lib/options/backend_options.ts";
 export { OptionError } from "./lib/options/option.ts";
-export { configureLogging, getLogger, LOG_LEVELS, type LogLevel } from "./lib/log.ts";
+export {
+  closeLogging,
+  configureLogging,
+  getLogger,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LoggingOptions,
+  type LogLevel,
+} from "./lib/log.ts";

@@ -16,10 +16,12 @@ import {
   type OptionTable,
   parseDuration,
   parseSize,
+  resolveOptions,
 } from "../lib/options/option.ts";
+import { LOG_OPTIONS, type LogSettings } from "../lib/options/log_options.ts";
 import { logLevel, maxMessageSize } from "../lib/options/common_options.ts";
 import { type Address, parseAddress } from "../lib/net/address.ts";
-import { configureLogging, type LogLevel } from "../lib/log.ts";
+import { configureLogging } from "../lib/log.ts";
 
 /**
  * Adds one option of a table to a command. Commander keeps no default of its
@@ -27,7 +29,11 @@ import { configureLogging, type LogLevel } from "../lib/log.ts";
  * table, so `--help` shows the default the README writes (`10s`, `4MiB`).
  */
 export function addOption(cmd: Command, option: Option): Command {
-  const flags = option.arg === null ? `--${option.name}` : `--${option.name} <${option.arg}>`;
+  const flags = option.arg === null
+    ? `--${option.name}`
+    : option.optionalArg
+    ? `--${option.name} [${option.arg}]`
+    : `--${option.name} <${option.arg}>`;
   const help = option.defaultText === ""
     ? option.help
     : `${option.help} (default: ${option.defaultText})`;
@@ -54,9 +60,19 @@ export function addOptions(cmd: Command, table: OptionTable, skip: string[] = []
   return cmd;
 }
 
-/** Sets logging up from a command's `--log-level`. */
-export async function setUpLogging(opts: { logLevel?: string }): Promise<void> {
-  await configureLogging((opts.logLevel ?? "info") as LogLevel);
+/**
+ * Sets logging up from a command's `--log-level`, `--log-format` and
+ * `--log-file` (with its rotation), defaults from the option table.
+ */
+export async function setUpLogging(opts: Partial<LogSettings>): Promise<void> {
+  const s = resolveOptions(LOG_OPTIONS, opts) as unknown as LogSettings;
+  await configureLogging({
+    level: s.logLevel,
+    format: s.logFormat,
+    ...(s.logFile === undefined
+      ? {}
+      : { file: { path: s.logFile, maxSize: s.logMaxSize, maxFiles: s.logMaxFiles } }),
+  });
 }
 
 /** Makes `--name` and `--other` exclusive, as a usage error. */

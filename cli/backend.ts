@@ -42,7 +42,16 @@ Examples:
       if (!path) throw new InvalidArgumentError(`give --socket PATH or --listen HOST:PORT`);
       where = { transport: "unix", path };
     }
-    const { socket: _s, listen: _l, logLevel: _ll, ...rest } = opts;
+    const {
+      socket: _s,
+      listen: _l,
+      logLevel: _ll,
+      logFormat: _lf,
+      logFile: _f,
+      logMaxSize: _ls,
+      logMaxFiles: _ln,
+      ...rest
+    } = opts;
     await runBackend({ address: where, ...rest });
   });
 }

@@ -6,6 +6,7 @@
 
 import { Command, CommanderError } from "commander";
 import denoJson from "../deno.json" with { type: "json" };
+import { closeLogging, getLogger, loggingToFile } from "../lib/log.ts";
 import { OptionError } from "../lib/options/option.ts";
 import { backendCommand } from "./backend.ts";
 import { clientCommand } from "./client.ts";
@@ -41,6 +42,15 @@ export function buildProgram(): Command {
 export async function main(args: string[]): Promise<number> {
   const program = buildProgram();
   try {
+    return await run(program, args);
+  } finally {
+    // A log file's last lines ("Proxy stopped") are written before exit.
+    await closeLogging();
+  }
+}
+
+async function run(program: Command, args: string[]): Promise<number> {
+  try {
     await program.parseAsync(args, { from: "user" });
     return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
   } catch (err) {
@@ -63,7 +73,9 @@ export async function main(args: string[]): Promise<number> {
       console.error(`proxy: error: ${err.message}`);
       return EXIT_USAGE;
     }
-    console.error(`proxy: ${err instanceof Error ? err.message : String(err)}`);
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`proxy: ${message}`);
+    if (loggingToFile()) getLogger([]).fatal(message);
     return 1;
   }
 }

@@ -25,6 +25,7 @@ import {
 } from "../protocol/mod.ts";
 import { getLogger } from "../log.ts";
 import type { Methods } from "./methods.ts";
+import { permissionError } from "./permission_error.ts";
 
 /** Options of {@linkcode BackendServer}. */
 export interface BackendServerOptions {
@@ -281,7 +282,7 @@ export class BackendServer {
     try {
       value = fn(...params);
     } catch (err) {
-      done(errorToWire(err), null);
+      done(handlerErrorToWire(method, err), null);
       return;
     }
     if (
@@ -290,7 +291,7 @@ export class BackendServer {
     ) {
       (value as PromiseLike<unknown>).then(
         (result) => done(null, result),
-        (err) => done(errorToWire(err), null),
+        (err) => done(handlerErrorToWire(method, err), null),
       );
     } else done(null, value);
   }
@@ -351,6 +352,11 @@ export class BackendServer {
       }
     }
   }
+}
+
+// A permission the worker lacks is answered naming the flag that grants it.
+function handlerErrorToWire(method: string, err: unknown): WireError {
+  return permissionError(err, `Cannot call ${method}`)?.toWire() ?? errorToWire(err);
 }
 
 // A socket file left by a process that died is removed; a live one is kept

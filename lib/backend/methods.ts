@@ -5,6 +5,7 @@
  */
 
 import { ErrorCode, Float, ProxyError } from "../protocol/mod.ts";
+import { permissionError } from "./permission_error.ts";
 
 /**
  * A method: called with the request's params spread as arguments; its return
@@ -80,12 +81,18 @@ export function builtinMethods(options: BuiltinMethodsOptions): Methods {
  *
  * @param specifier A path (relative to the working directory) or URL.
  * @throws {TypeError} When the module exports no function.
+ * @throws {ProxyError} `PERMISSION_DENIED` when loading it needs a permission the process lacks.
  */
 export async function loadHandlerModule(specifier: string): Promise<Methods> {
   const url = /^[a-z][a-z0-9+.-]*:/i.test(specifier) && !/^[a-z]:[\\/]/i.test(specifier)
     ? specifier
     : new URL(specifier, `file://${Deno.cwd()}/`).href;
-  const mod = await import(url) as Record<string, unknown>;
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(url);
+  } catch (err) {
+    throw permissionError(err, `Cannot load handler module ${specifier}`) ?? err;
+  }
   const methods: Methods = {};
   const def = mod.default;
   if (def !== null && typeof def === "object") {

@@ -17,8 +17,13 @@ import { builtinMethods, loadHandlerModule, type Methods } from "./methods.ts";
  * Options of {@linkcode runBackend}: where to listen, and any of the
  * `proxy backend` options (see `BACKEND_OPTIONS` for their defaults).
  */
-export interface RunBackendOptions
-  extends Partial<Omit<BackendSettings, "socket" | "listen" | "logLevel">> {
+export interface RunBackendOptions extends
+  Partial<
+    Omit<
+      BackendSettings,
+      "socket" | "listen" | "logLevel" | "logFormat" | "logFile" | "logMaxSize" | "logMaxFiles"
+    >
+  > {
   /** Where to listen. */
   address: Address;
   /** Called once listening, with the bound address. */

@@ -112,6 +112,7 @@ export function assembleDispatcher(options: DispatcherFactoryOptions): Dispatche
       startTimeout: s.workerStartTimeout,
       readyCheck: s.readyCheck,
       shutdownGrace: s.shutdownGrace,
+      workerLogRate: s.workerLogRate,
       workerWriteLimit: s.workerWriteLimit,
       // A worker's answer may carry what a client's request could, under the
       // proxy's msgid (up to 9 bytes where the client's took 1).

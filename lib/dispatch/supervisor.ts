@@ -22,6 +22,7 @@ import type { EndpointSet, Placement, SetEvents, TrackedHost } from "./endpoint_
 import type { Host } from "./host.ts";
 import type { ExitRecord, SetStats, WorkerStats } from "./stats.ts";
 import { type ReadyCheck, Worker } from "./worker.ts";
+import { WorkerOutput } from "./worker_output.ts";
 
 /** How the supervisor sizes the pool. */
 export type PoolMode = "static" | "dynamic" | "ondemand" | "dedicated";
@@ -77,6 +78,8 @@ export interface SupervisorOptions {
   crashLoopWindow: number;
   /** Milliseconds a crash-looping worker rests before it is tried again. */
   crashLoopCooldown: number;
+  /** Lines of output logged per worker per second; 0 = all. @default {0} */
+  workerLogRate?: number;
   /** Starts processes; tests inject fakes. */
   spawn?: SpawnFn;
   /** Connects to a worker socket; tests inject fakes. */
@@ -130,7 +133,6 @@ export class Supervisor implements EndpointSet {
   readonly #random: () => number;
   readonly #pastExits: ExitRecord[] = [];
   readonly #log = getLogger(["pool"]);
-  readonly #workerLog = getLogger(["worker"]);
   readonly totals = { spawns: 0, crashes: 0, worker_exits: 0, recycles: 0 };
 
   /** @param options Mode, sizes, limits and how to start a worker. */
@@ -215,7 +217,12 @@ export class Supervisor implements EndpointSet {
     this.#spawns++;
     const socket = `${this.#o.socketDir}/w${slot.id}.${this.#spawns}.sock`;
     const o = this.#o;
-    const worker = new Worker({
+    const output = new WorkerOutput({
+      workerId: slot.id,
+      pid: () => worker.pid,
+      rate: o.workerLogRate ?? 0,
+    });
+    const worker: Worker = new Worker({
       hostId: this.#nextHostId++,
       slot: slot.id,
       socket,
@@ -229,11 +236,14 @@ export class Supervisor implements EndpointSet {
       errorFormat: o.errorFormat,
       ...(o.spawn ? { spawn: o.spawn } : {}),
       ...(o.connect ? { connect: o.connect } : {}),
-      onOutput: (w, line) => this.#workerLog.info(`worker ${w.slot} (pid ${w.pid}): ${line}`),
+      onOutput: (_w, line) => output.write(line),
       onAnswer: (w, call) => this.#onAnswer(slot, w, call),
       onFreed: (w) => this.#events?.onCapacity(w),
       onDrain: (w) => this.#setReady(this.#ready.filter((r) => r !== w)),
-      onExit: (w, status, orphans, error) => this.#onExit(slot, w, status, orphans, error),
+      onExit: (w, status, orphans, error) => {
+        output.close();
+        this.#onExit(slot, w, status, orphans, error);
+      },
     });
     worker.key = slot.key;
     if (o.maxRequests > 0) {

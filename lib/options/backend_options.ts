@@ -6,13 +6,12 @@
  */
 
 import type { ErrorFormat } from "../protocol/message.ts";
-import type { LogLevel } from "../log.ts";
+import { LOG_OPTIONS, type LogSettings } from "./log_options.ts";
 import {
   backendMaxMessageSize,
   clientIdleTimeout,
   drainTimeout,
   errorFormat,
-  logLevel,
   maxConnections,
   maxDepth,
   maxInFlightPerConnection,
@@ -55,11 +54,11 @@ export const BACKEND_OPTIONS: OptionTable = [
   maxConnections,
   messageTimeout,
   clientIdleTimeout,
-  logLevel,
+  ...LOG_OPTIONS,
 ];
 
 /** The resolved options of `proxy backend` (what the table gives). */
-export interface BackendSettings {
+export interface BackendSettings extends LogSettings {
   socket: string | undefined;
   listen: string | undefined;
   handler: string[];
@@ -74,7 +73,6 @@ export interface BackendSettings {
   maxConnections: number;
   messageTimeout: number;
   clientIdleTimeout: number;
-  logLevel: LogLevel;
 }
 
 /**

@@ -54,7 +54,7 @@ export const errorFormat = choiceOption<ErrorFormat>({
 /** `--log-level`. */
 export const logLevel = choiceOption<LogLevel>({
   name: "log-level",
-  help: "least severe log level shown on stderr",
+  help: "least severe log level written (to stderr, or to --log-file)",
   default: "info",
   choices: LOG_LEVELS,
 });

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { OptionTable } from "./option.ts";
+import type { Option, OptionTable } from "./option.ts";
 
 /**
  * The Markdown table of `table`: flag, default, meaning.
@@ -21,7 +21,7 @@ export function optionsMarkdown(table: OptionTable): string {
   // A pipe inside a cell, code spans included, must be escaped in a table.
   const cell = (text: string) => text.replaceAll("|", "\\|");
   const rows = table.map((o) => [
-    cell(`\`--${o.name}${o.arg === null ? "" : ` ${o.arg.toUpperCase()}`}\``),
+    cell(`\`--${o.name}${flagArg(o)}\``),
     o.defaultText === "" ? "" : cell(`\`${o.defaultText}\``),
     cell(o.help),
   ]);
@@ -33,6 +33,12 @@ export function optionsMarkdown(table: OptionTable): string {
     `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`,
     ...rows.map(line),
   ].join("\n");
+}
+
+// How a flag's value is written: ` N`, `[=LIST]`, or nothing for a switch.
+function flagArg(o: Option): string {
+  if (o.arg === null) return "";
+  return o.optionalArg ? `[=${o.arg.toUpperCase()}]` : ` ${o.arg.toUpperCase()}`;
 }
 
 /**

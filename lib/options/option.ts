@@ -39,6 +39,8 @@ export interface Option<T = unknown> {
   readonly configKey: string | null;
   /** The placeholder of its value in `--help`, e.g. `n`; null for a switch. */
   readonly arg: string | null;
+  /** True when the value may be left out (`--flag` alone, or `--flag=value`). */
+  readonly optionalArg: boolean;
   /** One line of help. */
   readonly help: string;
   /** The default; undefined when there is none. */
@@ -82,6 +84,7 @@ function make<T>(
   parse: (text: string, previous?: T) => T,
   check: (value: unknown) => T,
   repeatable = false,
+  optionalArg = false,
 ): Option<T> {
   const flag = `--${init.name}`;
   const wrap = <A extends unknown[]>(fn: (...args: A) => T) => (...args: A): T => {
@@ -97,6 +100,7 @@ function make<T>(
     key: init.key ?? camel(init.name),
     configKey: init.cliOnly ? null : init.name.replaceAll("-", "_"),
     arg: init.arg ?? arg,
+    optionalArg,
     help: init.help,
     default: init.default,
     defaultText: init.defaultText ?? (init.default === undefined ? "" : format(init.default)),
@@ -388,6 +392,42 @@ export function durationMapOption(
       return { ...previous, [text.slice(0, eq)]: one(text.slice(eq + 1)) };
     },
     check,
+    true,
+  );
+}
+
+/**
+ * A grant: `false` (none), `true` (everything) or a list of what is granted.
+ * Deno's `--allow-*` flags take the same shape.
+ */
+export type Grant = boolean | string[];
+
+/**
+ * A flag like Deno's `--allow-net[=a,b]`: alone it grants everything, with a
+ * comma-separated list it grants what is listed (repeatable; lists add up,
+ * everything wins). A config file gives `true` or a list.
+ */
+export function grantOption(init: OptionInit<Grant>): Option<Grant> {
+  const split = (text: string) => text.split(",").map((s) => s.trim()).filter(Boolean);
+  const check = (v: unknown): Grant => {
+    if (typeof v === "boolean") return v;
+    const list = typeof v === "string" ? split(v) : v;
+    if (!Array.isArray(list) || !list.every((x) => typeof x === "string" && x !== "")) {
+      throw new RangeError(`expected true or a list of names, got ${describe(v)}`);
+    }
+    return [...list] as string[];
+  };
+  return make(
+    { ...init, default: init.default ?? false, defaultText: init.defaultText ?? "off" },
+    "list",
+    (v) => v === true ? "on" : v === false ? "off" : v.join(","),
+    (text, previous) => {
+      const list = split(text);
+      if (list.length === 0) throw new RangeError(`expected a comma-separated list, got "${text}"`);
+      return previous === true ? true : [...(Array.isArray(previous) ? previous : []), ...list];
+    },
+    check,
+    true,
     true,
   );
 }

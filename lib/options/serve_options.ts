@@ -8,14 +8,17 @@
 import type { ErrorFormat } from "../protocol/message.ts";
 import { parseRoutePath } from "../protocol/route_key.ts";
 import { splitCommand } from "../process/self_command.ts";
-import type { LogLevel } from "../log.ts";
+import { LOG_OPTIONS, type LogSettings, workerLogRate } from "./log_options.ts";
+import {
+  WORKER_PERMISSION_OPTIONS,
+  type WorkerPermissionSettings,
+} from "./worker_permission_options.ts";
 import { POOL_MODES, type PoolMode } from "../dispatch/supervisor.ts";
 import { READY_CHECKS, type ReadyCheck } from "../dispatch/worker.ts";
 import {
   clientIdleTimeout,
   drainTimeout,
   errorFormat,
-  logLevel,
   maxConnections,
   maxDepth,
   maxInFlightPerConnection,
@@ -443,11 +446,13 @@ export const SERVE_OPTIONS: OptionTable = [
     name: "parent-watch",
     help: "stop (as on SIGTERM) when stdin closes, for supervisors that hold a pipe",
   }),
-  logLevel,
+  ...WORKER_PERMISSION_OPTIONS,
+  ...LOG_OPTIONS,
+  workerLogRate,
 ];
 
 /** The resolved options of `proxy serve`. */
-export interface ServeSettings {
+export interface ServeSettings extends LogSettings, WorkerPermissionSettings {
   host: string;
   port: number;
   pool: PoolMode;
@@ -517,7 +522,7 @@ export interface ServeSettings {
   accessLog: boolean;
   accessLogSample: number;
   parentWatch: boolean;
-  logLevel: LogLevel;
+  workerLogRate: number;
   config: string | undefined;
   check: boolean;
 }

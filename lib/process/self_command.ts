@@ -12,6 +12,8 @@
  * @module
  */
 
+import { builtinWorkerRuntime, type WorkerPermissions } from "./worker_permissions.ts";
+
 /** Environment variable that carries the worker's socket path. */
 export const WORKER_SOCKET_ENV = "PROXY_WORKER_SOCKET";
 
@@ -130,6 +132,11 @@ export interface WorkerCommandOptions {
   workerCmd?: string;
   /** Extra arguments for the built-in backend (e.g. `--handler x.ts`). */
   backendArgs?: string[];
+  /**
+   * When given (the proxy always gives it), a built-in worker under
+   * `deno run` gets only these permissions, not the proxy's.
+   */
+  permissions?: WorkerPermissions;
   /** How this process runs. @default {currentRuntime()} */
   runtime?: Runtime;
 }
@@ -158,9 +165,14 @@ export function workerCommandLine(options: WorkerCommandOptions): CommandLine {
     if (cmd === undefined) throw new TypeError("Cannot start worker: --worker-cmd is empty");
     return { cmd, args, env };
   }
+  const runtime = options.permissions === undefined ? options.runtime : builtinWorkerRuntime(
+    options.runtime ?? currentRuntime(),
+    options.socket,
+    options.permissions,
+  );
   const line = programCommandLine(
     ["backend", "--socket", options.socket, "--parent-watch", ...(options.backendArgs ?? [])],
-    options.runtime,
+    runtime,
   );
   return { ...line, env };
 }

@@ -22,6 +22,8 @@ export const ErrorCode = {
   INVALID_PARAMS: "INVALID_PARAMS",
   /** A handler threw or rejected; `message` is the handler's message. */
   HANDLER_ERROR: "HANDLER_ERROR",
+  /** A handler needed a Deno permission its worker was not given (see `--worker-allow-*`). */
+  PERMISSION_DENIED: "PERMISSION_DENIED",
   /** The worker serving the request exited before answering. */
   WORKER_EXITED: "WORKER_EXITED",
   /** The request was not answered within its deadline. */

@@ -37,6 +37,7 @@ export const POOL_KEYS: readonly Key[] = [
   "crashLoopCooldown",
   "workerStartTimeout",
   "shutdownGrace",
+  "workerLogRate",
 ];
 
 /** Taken by new workers: a reload replaces every worker with one that has them. */
@@ -47,11 +48,22 @@ export const WORKER_KEYS: readonly Key[] = [
   "maxInFlightPerWorker",
   "workerWriteLimit",
   "readyCheck",
+  "workerAllowNet",
+  "workerAllowEnv",
+  "workerAllowRun",
+  "workerAllowRead",
+  "workerAllowWrite",
+  "workerAllowSys",
+  "workerAllowFfi",
 ];
 
 /** Applied at once by the front: logging, the access log, tokens. */
 export const FRONT_KEYS: readonly Key[] = [
   "logLevel",
+  "logFormat",
+  "logFile",
+  "logMaxSize",
+  "logMaxFiles",
   "accessLog",
   "accessLogSample",
   "adminTokenFile",

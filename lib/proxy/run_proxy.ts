@@ -26,6 +26,8 @@ import { renderMetrics } from "../metrics/proxy_metrics.ts";
 import { RequestMetrics } from "../metrics/request_metrics.ts";
 import { connectionsWithin, readOpenFileLimit } from "../process/fd_limit.ts";
 import { workerCommandLine } from "../process/self_command.ts";
+import { absoluteHandler, ignoredGrants } from "../process/worker_permissions.ts";
+import { workerGrants } from "../options/worker_permission_options.ts";
 import { createSocketDir, removeStaleSocketDirs } from "../process/socket_dir.ts";
 import { AccessLog } from "./access_log.ts";
 import { serveLegacy } from "./legacy_session.ts";
@@ -59,8 +61,12 @@ export function isLoopback(host: string): boolean {
  */
 export function builtinWorkerArgs(s: ServeSettings): string[] {
   return [
+    // Warnings and worse only: a worker logs nothing per request.
     "--log-level",
     "warning",
+    // The proxy parses JSON lines back into records (see WorkerOutput).
+    "--log-format",
+    s.logFormat,
     "--max-message-size",
     String(s.maxMessageSize + MAX_ENVELOPE_HEAD),
     "--max-depth",
@@ -70,8 +76,14 @@ export function builtinWorkerArgs(s: ServeSettings): string[] {
     "--max-in-flight-per-connection",
     String(s.maxInFlightPerWorker),
     ...(s.testMethods ? ["--test-methods"] : []),
-    ...s.handler.flatMap((h) => ["--handler", h]),
+    ...workerHandlers(s).flatMap((h) => ["--handler", h]),
   ];
+}
+
+// Handler modules as absolute paths, so the module a worker is granted to
+// read is the one it loads.
+function workerHandlers(s: ServeSettings): string[] {
+  return s.handler.map((h) => absoluteHandler(h, Deno.cwd()));
 }
 
 /**
@@ -97,6 +109,11 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   // A fresh private directory (0700): no other user can reach the workers.
   const socketDir = await createSocketDir();
   try {
+    const ignored = ignoredGrants(workerGrants(s), {
+      standalone: Deno.build.standalone,
+      workerCmd: s.workerCmd !== undefined,
+    });
+    if (ignored) log.warn(ignored);
     const parts = assembleDispatcher({
       ...s,
       socketDir: socketDir.path,
@@ -106,6 +123,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
           socket,
           ...(s.workerCmd === undefined ? {} : { workerCmd: s.workerCmd }),
           backendArgs: builtinWorkerArgs(s),
+          permissions: { handlers: workerHandlers(s), grants: workerGrants(s) },
         }),
       reloadableUpstreams: s.config !== undefined,
     });
@@ -328,6 +346,7 @@ async function applyPlan(
       memoryCheckInterval: s.memoryCheckInterval,
       startTimeout: s.workerStartTimeout,
       shutdownGrace: s.shutdownGrace,
+      workerLogRate: s.workerLogRate,
       maxInFlightPerWorker: s.maxInFlightPerWorker,
       workerWriteLimit: s.workerWriteLimit,
       readyCheck: s.readyCheck,
