@@ -36,7 +36,7 @@ export interface CellRun {
 /** The `proxy test` flags that make a scenario's load. */
 export function scenarioArgs(
   scenario: Scenario,
-  o: Pick<BenchOptions, "payload" | "workUs" | "mixedUs" | "mixedPct">,
+  o: Pick<BenchOptions, "payload" | "workUs" | "mixedUs" | "mixedPct" | "mixedRate">,
 ): string[] {
   switch (scenario) {
     case "echo":
@@ -44,7 +44,13 @@ export function scenarioArgs(
     case "work":
       return ["--method", "spin", "--params", `[${o.workUs}]`];
     case "mixed":
-      return ["--payload", String(o.payload), "--mix", `spin:[${o.mixedUs}]:${o.mixedPct}%`];
+      return [
+        "--payload",
+        String(o.payload),
+        "--mix",
+        `spin:[${o.mixedUs}]:${o.mixedPct}%`,
+        ...(o.mixedRate > 0 ? ["--rate", String(o.mixedRate)] : []),
+      ];
   }
 }
 

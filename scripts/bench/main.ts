@@ -68,6 +68,12 @@ export function benchCommand(): Command {
       D.mixedUs,
     )
     .option("--mixed-pct <n>", "percent of slow requests there", intIn(1, 99), D.mixedPct)
+    .option(
+      "--mixed-rate <n>",
+      "requests/s there, open loop, below the workers' capacity (0: closed loop)",
+      intIn(0, 10_000_000),
+      D.mixedRate,
+    )
     .option("--no-mixed", "skip the mixed-cost cells")
     .option(
       "--haproxy-threads <n>",

@@ -33,6 +33,12 @@ export interface BenchOptions {
   mixedUs: number;
   /** Percent of slow requests in the mixed-cost cells. */
   mixedPct: number;
+  /**
+   * Requests per second of the mixed-cost cells, sent on a fixed schedule
+   * (open loop); 0: closed loop. Below the workers' capacity, what a request
+   * waits for is the balancer's doing, not a saturated pool's queue.
+   */
+  mixedRate: number;
   /** HAProxy's `nbthread`. */
   haproxyThreads: number;
   /** Include nginx (when it and its stream module are available). */
@@ -64,6 +70,7 @@ export const BENCH_DEFAULTS: Readonly<Omit<BenchOptions, "out">> = Object.freeze
   mixedShapes: "16x1,16x16",
   mixedUs: 5_000,
   mixedPct: 5,
+  mixedRate: 3000,
   haproxyThreads: 1,
   nginx: true,
   install: true,

@@ -273,9 +273,15 @@ export function renderReport(input: ReportInput): string {
       "",
       `## Mixed cost: ${o.mixedPct} % \`spin(${o.mixedUs})\` among echoes`,
       "",
-      `\`proxy test --payload ${o.payload} --mix spin:[${o.mixedUs}]:${o.mixedPct}%\`: ` +
+      `\`proxy test --payload ${o.payload} --mix spin:[${o.mixedUs}]:${o.mixedPct}%${
+        o.mixedRate > 0 ? ` --rate ${o.mixedRate}` : ""
+      }\`: ` +
         `${o.mixedPct} % of the requests take ${o.mixedUs / 1000} ms of CPU in the worker, the ` +
-        "rest are echoes. An echo that waits behind a slow request on the same worker shows in " +
+        "rest are echoes" +
+        (o.mixedRate > 0
+          ? `, sent at ${o.mixedRate} requests/s on a fixed schedule (open loop), below what the workers can serve. `
+          : ", closed loop (the workers saturated). ") +
+        "An echo that waits behind a slow request on the same worker shows in " +
         "the echoes' p99; a per-connection balancer keeps sending a connection's requests to its " +
         "worker while that worker is busy.",
       "",
