@@ -13,7 +13,16 @@ import {
   reset,
 } from "@logtape/logtape";
 
-/** Log levels accepted by `--log-level`. */
+/**
+ * Log levels accepted by `--log-level`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LOG_LEVELS } from "./log.ts";
+ * assert.ok(LOG_LEVELS.indexOf("warning") > LOG_LEVELS.indexOf("info"));
+ * ```
+ */
 export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 
 /** One of {@linkcode LOG_LEVELS}. */
@@ -31,6 +40,14 @@ export function getLogger(name: string[]): Logger {
 /**
  * Sends `proxy` logs at `level` and above to stderr. Calling it again
  * replaces the previous set-up.
+ *
+ * @param level The least severe level shown. @default {"info"}
+ *
+ * @example Only warnings and worse
+ * ```ts
+ * import { configureLogging } from "./log.ts";
+ * await configureLogging("warning");
+ * ```
  */
 export async function configureLogging(level: LogLevel = "info"): Promise<void> {
   const encoder = new TextEncoder();
