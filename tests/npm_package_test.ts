@@ -113,7 +113,7 @@ Deno.test("proxy serve through the npm bin re-invokes the bundle for its workers
   }
 });
 
-Deno.test("the npm package's client on plain Node echoes an integer beyond 2^53 exactly", async () => {
+Deno.test("the npm package's client on plain Node echoes an integer beyond 2^53 exactly, and big frames", async () => {
   await using pkg = await buildTestPackage();
   await using proxy = await startProxy(["--workers", "1"]);
   const script = `
@@ -123,13 +123,20 @@ Deno.test("the npm package's client on plain Node echoes an integer beyond 2^53 
     const echoed = await client.call("echo", [big]);
     const whole = await client.call("echo", [new Float(2)]);
     const error = await client.call("no.such.method").catch((e) => e);
+    // Big frames both ways (split and joined by node:net) and many calls in flight.
+    const blob = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251);
+    const back = await client.call("echo", [blob]);
+    const many = await Promise.all(Array.from({ length: 500 }, (_, i) => client.call("echo", [i])));
     client.close();
+    await client.done;
     console.log(JSON.stringify({
       type: typeof echoed,
       exact: echoed === big,
       text: String(echoed),
       float: whole instanceof Float && whole.value === 2,
       remote: error instanceof RemoteError ? error.code : String(error),
+      blob: back instanceof Uint8Array && back.length === blob.length && back.every((b, i) => b === blob[i]),
+      many: many.every((v, i) => v === i),
       deno: typeof Deno,
     }));
   `;
@@ -141,6 +148,8 @@ Deno.test("the npm package's client on plain Node echoes an integer beyond 2^53 
     text: "9223372036854775809",
     float: true,
     remote: "METHOD_NOT_FOUND",
+    blob: true,
+    many: true,
     deno: "undefined",
   });
 });
