@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { connectNode } from "../lib/net/node_conn.ts";
 import { closedPort } from "./helpers/process.ts";
 
-async function listener(): Promise<{ listener: Deno.TcpListener; port: number }> {
+function listener(): { listener: Deno.TcpListener; port: number } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   return { listener, port: listener.addr.port };
 }
@@ -28,7 +28,7 @@ async function readAll(conn: Deno.Conn, size: number): Promise<Uint8Array> {
 }
 
 Deno.test("connectNode() reads a large stream in small reads, in order, then null at its end", async () => {
-  const { listener: server, port } = await listener();
+  const { listener: server, port } = listener();
   const sent = new Uint8Array(1024 * 1024 + 7).map((_, i) => (i * 31) % 256);
   const serving = (async () => {
     const conn = await server.accept();
@@ -47,7 +47,7 @@ Deno.test("connectNode() reads a large stream in small reads, in order, then nul
 });
 
 Deno.test("connectNode() writes resolve with their length, closeWrite() ends the peer's input, reads go on", async () => {
-  const { listener: server, port } = await listener();
+  const { listener: server, port } = listener();
   const serving = (async () => {
     const conn = await server.accept();
     const got = await readAll(conn, 4096); // until our closeWrite()
@@ -65,7 +65,7 @@ Deno.test("connectNode() writes resolve with their length, closeWrite() ends the
 });
 
 Deno.test("connectNode(): close() ends a pending read with null; close twice is fine; writes then fail", async () => {
-  const { listener: server, port } = await listener();
+  const { listener: server, port } = listener();
   const accepted = server.accept();
   const conn = await connectNode({ transport: "tcp", hostname: "127.0.0.1", port });
   const pending = conn.read(new Uint8Array(16));
