@@ -19,7 +19,16 @@ import {
 } from "@logtape/logtape";
 import { getRotatingFileSink } from "@logtape/file";
 
-/** Log levels accepted by `--log-level`. */
+/**
+ * Log levels accepted by `--log-level`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LOG_LEVELS } from "./log.ts";
+ * assert.ok(LOG_LEVELS.indexOf("warning") > LOG_LEVELS.indexOf("info"));
+ * ```
+ */
 export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
 
 /** One of {@linkcode LOG_LEVELS}. */
@@ -59,6 +68,42 @@ export interface LoggingOptions {
 // Whether the sink configured last is a file.
 let toFile = false;
 
+/** What a handler module logs with (see {@linkcode handlerLogger}). */
+export interface HandlerLogger {
+  /** Logs at debug level; `{name}` in `message` is replaced by `properties.name`. */
+  debug(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at info level. */
+  info(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at warning level. */
+  warn(message: string, properties?: Record<string, unknown>): void;
+  /** Logs at error level. */
+  error(message: string, properties?: Record<string, unknown>): void;
+}
+
+/**
+ * A logger for a handler module: in a worker, its records reach the proxy's
+ * log as records (JSON properties kept) tagged with the worker's id and pid.
+ * Built-in workers run at `--log-level warning`, so warnings and worse get
+ * through.
+ *
+ * @param name The category under `proxy`. @default {"handler"}
+ * @returns The logger.
+ *
+ * @example In a handler module
+ * ```ts
+ * import { handlerLogger } from "./log.ts";
+ * const log = handlerLogger();
+ * export function charge(amount: number) {
+ *   if (amount > 1000) log.warn("Large charge: {amount}", { amount });
+ *   return amount;
+ * }
+ * charge(5);
+ * ```
+ */
+export function handlerLogger(name = "handler"): HandlerLogger {
+  return getLogger([name]);
+}
+
 /**
  * A logger in the `proxy` category tree.
  *
@@ -74,6 +119,12 @@ export function getLogger(name: string[]): Logger {
  *
  * @param options A level, or where and how to write.
  * @throws {Error} When the log file cannot be opened.
+ *
+ * @example Only warnings and worse
+ * ```ts
+ * import { configureLogging } from "./log.ts";
+ * await configureLogging("warning");
+ * ```
  */
 export async function configureLogging(options: LogLevel | LoggingOptions = "info"): Promise<void> {
   const o = typeof options === "string" ? { level: options } : options;

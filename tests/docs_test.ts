@@ -3,7 +3,7 @@
  */
 
 import assert from "node:assert/strict";
-import { renderReadme } from "../scripts/docs.ts";
+import { renderReadme, renderSettingsDocs, SETTINGS_DOCS } from "../scripts/docs.ts";
 import { REPO_ROOT } from "./helpers/process.ts";
 
 // deno fmt aligns table columns its own way: compare cell by cell.
@@ -18,4 +18,17 @@ function cells(markdown: string): string[] {
 Deno.test("the README's serve and backend flag tables come from the option tables", async () => {
   const readme = await Deno.readTextFile(`${REPO_ROOT}/README.md`);
   assert.deepEqual(cells(readme), cells(renderReadme(readme)), "run `deno task docs`");
+});
+
+Deno.test("each field of ServeSettings and BackendSettings is documented from its option", async () => {
+  for (const { file, name, table } of SETTINGS_DOCS) {
+    const text = await Deno.readTextFile(`${REPO_ROOT}/${file}`);
+    assert.equal(text, renderSettingsDocs(text, name, table), `${file}: run \`deno task docs\``);
+    for (const option of table) {
+      assert.ok(
+        text.includes(`\`--${option.name}\`: `),
+        `${name} has a field for --${option.name}`,
+      );
+    }
+  }
 });

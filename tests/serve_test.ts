@@ -289,7 +289,7 @@ Deno.test("serve reports start errors clearly and exits nonzero", async (t) => {
   });
   await t.step("bad flag values exit 2", async () => {
     for (
-      const args of [["--workers", "0"], ["--port", "70000"], ["--queue-timeout", "soon"], [
+      const args of [["--workers", "5000"], ["--port", "70000"], ["--queue-timeout", "soon"], [
         "--bogus",
       ]]
     ) {

@@ -74,6 +74,34 @@ const log = getLogger(["backend"]);
  * `INVALID_PARAMS` with its msgid, and the connection goes on; only a frame
  * whose envelope is broken (not a request, a msgid that is not an integer)
  * ends the connection, after the answers owed before it.
+ *
+ * @example Serve two methods on a Unix socket
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BackendServer } from "./backend_server.ts";
+ * import { RpcClient } from "../client/rpc_client.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const server = new BackendServer({
+ *   address: { transport: "unix", path: `${dir}/w.sock` },
+ *   methods: {
+ *     add: (a, b) => (a as number) + (b as number),
+ *     later: async (ms) => {
+ *       await new Promise((r) => setTimeout(r, ms as number));
+ *       return "done";
+ *     },
+ *   },
+ * });
+ * await server.listen();
+ * const client = await RpcClient.connect(`unix:${dir}/w.sock`);
+ * assert.deepEqual(
+ *   await Promise.all([client.call("later", [20]), client.call("add", [1, 2])]),
+ *   ["done", 3],
+ * );
+ * client.close();
+ * await server.close(); // waits for requests in flight, removes the socket file
+ * await Deno.remove(dir);
+ * ```
  */
 export class BackendServer {
   readonly #options: BackendServerOptions;
@@ -90,7 +118,11 @@ export class BackendServer {
   readonly #maxInFlight: number;
   readonly #sweeper: ConnectionSweeper;
 
-  /** @param options Where to listen and what to serve. */
+  /**
+   * Creates a server; {@linkcode BackendServer.listen} starts it.
+   *
+   * @param options Where to listen and what to serve.
+   */
   constructor(options: BackendServerOptions) {
     this.#options = options;
     this.#format = options.errorFormat ?? "map";

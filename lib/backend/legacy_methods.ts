@@ -20,10 +20,33 @@
 import { ErrorCode, ProxyError } from "../protocol/mod.ts";
 import type { Method, Methods } from "./methods.ts";
 
-/** The MessagePack-RPC method that carries a legacy request to a worker. */
+/**
+ * The MessagePack-RPC method that carries a legacy request to a worker.
+ *
+ * @example A worker that implements function 3000
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LEGACY_CALL_METHOD, legacyMethods } from "./legacy_methods.ts";
+ * const methods = legacyMethods({ 3000: (req) => JSON.stringify({ hello: req.user_id }) });
+ * const body = await methods[LEGACY_CALL_METHOD]!({ func_no: 3000, flow_no: 1, user_id: "ann", body: "{}" });
+ * assert.equal(body, '{"hello":"ann"}');
+ * ```
+ */
 export const LEGACY_CALL_METHOD = "legacy.call";
 
-/** Error code a worker answers for a function number it does not implement. */
+/**
+ * Error code a worker answers for a function number it does not implement.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { legacyMethods, UNKNOWN_FUNCTION } from "./legacy_methods.ts";
+ * const call = legacyMethods({})["legacy.call"]!;
+ * assert.throws(() => call({ func_no: 9, flow_no: 1, user_id: "ann", body: "{}" }), {
+ *   code: UNKNOWN_FUNCTION,
+ * });
+ * ```
+ */
 export const UNKNOWN_FUNCTION = "UNKNOWN_FUNCTION";
 
 /** Function number the built-in worker answers with `{"pid":N}`, its process id. */

@@ -38,6 +38,18 @@ const MAX_SLEEP_MS = 24 * 60 * 60 * 1000;
  * The built-in methods: `ping`, `echo` (which returns its argument exactly as
  * it came, see `decodeValue`), `info`, and when asked for `sleep`, `fail` and
  * `crash`.
+ *
+ * @param options Which methods, and where `info()` finds its count.
+ * @returns The methods by name.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { builtinMethods } from "./methods.ts";
+ * const methods = builtinMethods({ requests: () => 0 });
+ * assert.equal(await methods.ping!(), "pong");
+ * assert.equal(methods.sleep, undefined); // only with testMethods
+ * ```
  */
 export function builtinMethods(options: BuiltinMethodsOptions): Methods {
   const started = performance.now();
@@ -82,6 +94,17 @@ export function builtinMethods(options: BuiltinMethodsOptions): Methods {
  * @param specifier A path (relative to the working directory) or URL.
  * @throws {TypeError} When the module exports no function.
  * @throws {ProxyError} `PERMISSION_DENIED` when loading it needs a permission the process lacks.
+ * @returns The methods by name.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadHandlerModule } from "./methods.ts";
+ * const methods = await loadHandlerModule(
+ *   "data:text/javascript,export function twice(x) { return 2 * x }",
+ * );
+ * assert.equal(await methods.twice!(21), 42);
+ * ```
  */
 export async function loadHandlerModule(specifier: string): Promise<Methods> {
   const url = /^[a-z][a-z0-9+.-]*:/i.test(specifier) && !/^[a-z]:[\\/]/i.test(specifier)

@@ -34,6 +34,25 @@ export interface RunBackendOptions extends
  * Runs a backend until it is told to stop; resolves after a clean shutdown.
  *
  * @throws {OptionError} For an option out of range.
+ *
+ * @example A backend on a free port, stopped by a `shutdown` notification
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runBackend } from "./run_backend.ts";
+ * import { RpcClient } from "../client/rpc_client.ts";
+ * import { formatAddress } from "../net/address.ts";
+ *
+ * const listening = Promise.withResolvers<string>();
+ * const backend = runBackend({
+ *   address: { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+ *   onListening: (address) => listening.resolve(formatAddress(address)),
+ * });
+ * const client = await RpcClient.connect(await listening.promise);
+ * assert.equal(await client.call("echo", [1.5]), 1.5);
+ * client.notify("shutdown");
+ * await backend; // finished what it had, stopped
+ * client.close();
+ * ```
  */
 export async function runBackend(options: RunBackendOptions): Promise<void> {
   const log = getLogger(["backend"]);

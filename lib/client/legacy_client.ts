@@ -75,13 +75,27 @@ const INT32_MAX = 0x7fff_ffff;
  * A legacy client connection. Calls may be pipelined; a reply is matched to
  * its call by `flow_no` (and, among calls with the same `flow_no`, in order).
  *
- * @example Usage
- * ```ts ignore
+ * @example Against a proxy with one built-in worker
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { LegacyClient } from "./legacy_client.ts";
- * const client = await LegacyClient.connect("127.0.0.1:8080");
+ * import { runProxy } from "../proxy/run_proxy.ts";
+ *
+ * const stop = new AbortController();
+ * const listening = Promise.withResolvers<string>();
+ * const proxy = runProxy({
+ *   port: 0,
+ *   workers: 1,
+ *   signal: stop.signal,
+ *   onListening: listening.resolve,
+ * });
+ * const client = await LegacyClient.connect(await listening.promise);
  * const reply = await client.call({ funcNo: 1000, body: '{"user_id":"allen"}' });
- * console.log(new TextDecoder().decode(reply.body)); // handle 1000 function successful
+ * assert.equal(reply.header.errNo, 0);
+ * assert.equal(new TextDecoder().decode(reply.body), "handle 1000 function successful");
  * client.close();
+ * stop.abort();
+ * await proxy;
  * ```
  */
 export class LegacyClient {

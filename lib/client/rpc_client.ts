@@ -64,12 +64,28 @@ interface Pending {
  * `bigint`, whole floats as `Float`, timestamps as `Timestamp`, other
  * extensions as `Ext`.
  *
- * @example Usage
- * ```ts ignore
+ * @example Pipelined calls, a timeout, cancellation
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { RpcClient } from "./rpc_client.ts";
- * const client = await RpcClient.connect("127.0.0.1:8080");
- * console.log(await client.call("echo", ["hello"])); // "hello"
+ * import { BackendServer } from "../backend/backend_server.ts";
+ *
+ * const server = new BackendServer({
+ *   address: { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+ *   methods: { echo: (x) => x, never: () => new Promise(() => {}) },
+ * });
+ * const { port } = await server.listen() as { port: number };
+ *
+ * const client = await RpcClient.connect(`127.0.0.1:${port}`, { connectTimeout: 1000 });
+ * const answers = await Promise.all([1, 2, 3].map((n) => client.call("echo", [n])));
+ * assert.deepEqual(answers, [1, 2, 3]);
+ * await assert.rejects(client.call("never", [], { timeout: 50 }), { code: "TIMEOUT" });
+ * const abort = new AbortController();
+ * const call = client.call("never", [], { signal: abort.signal });
+ * abort.abort();
+ * await assert.rejects(call, { code: "ABORTED" });
  * client.close();
+ * await server.close(AbortSignal.timeout(100)); // gives up on the calls that never end
  * ```
  */
 export class RpcClient {

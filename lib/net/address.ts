@@ -5,6 +5,7 @@
  */
 
 import { ErrorCode, ProxyError } from "../protocol/errors.ts";
+import { connectNode } from "./node_conn.ts";
 
 /** A TCP or Unix socket address. */
 export type Address =
@@ -52,15 +53,32 @@ export function parsePort(text: string): number {
   return port;
 }
 
-/** Formats an address the way {@linkcode parseAddress} reads it. */
+/**
+ * Formats an address the way {@linkcode parseAddress} reads it.
+ *
+ * @param address A TCP or Unix socket address.
+ * @returns `HOST:PORT`, `[IPv6]:PORT` or `unix:/path`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatAddress } from "./address.ts";
+ * assert.equal(formatAddress({ transport: "tcp", hostname: "::1", port: 8080 }), "[::1]:8080");
+ * assert.equal(formatAddress({ transport: "unix", path: "/tmp/w.sock" }), "unix:/tmp/w.sock");
+ * ```
+ */
 export function formatAddress(address: Address): string {
   if (address.transport === "unix") return `unix:${address.path}`;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   return `${host}:${address.port}`;
 }
 
-/** Opens a connection to `address`; TCP connections get `TCP_NODELAY`. */
+/**
+ * Opens a connection to `address`; TCP connections get `TCP_NODELAY`. Without
+ * `Deno` (on Node), through `node:net`.
+ */
 export async function connect(address: Address): Promise<Deno.Conn> {
+  if (typeof Deno === "undefined") return await connectNode(address);
   if (address.transport === "unix") {
     return await Deno.connect({ transport: "unix", path: address.path });
   }

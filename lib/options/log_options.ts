@@ -58,9 +58,14 @@ export const workerLogRate = intOption({
 
 /** The resolved values of {@linkcode LOG_OPTIONS}. */
 export interface LogSettings {
+  /** `--log-level`: the least severe level written. Default: `info`. */
   logLevel: LogLevel;
+  /** `--log-format`: `pretty` text or `json` lines. Default: `pretty`. */
   logFormat: LogFormat;
+  /** `--log-file`: write here instead of stderr. Default: stderr. */
   logFile: string | undefined;
+  /** `--log-max-size`: bytes after which the file is rotated. Default: `10MiB`. */
   logMaxSize: number;
+  /** `--log-max-files`: files kept, the current one included. Default: `5`. */
   logMaxFiles: number;
 }

@@ -13,12 +13,28 @@ import { ProxyError } from "../protocol/errors.ts";
 /** Code of {@linkcode OptionError}. */
 export const INVALID_OPTION = "INVALID_OPTION";
 
-/** A value that does not fit its option; the CLI turns it into exit code 2. */
+/**
+ * A value that does not fit its option; the CLI turns it into exit code 2.
+ *
+ * @example A value out of range
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { OptionError } from "./option.ts";
+ * import { runProxy } from "../proxy/run_proxy.ts";
+ *
+ * const err = await runProxy({ queueSize: -1 }).catch((e) => e);
+ * assert.ok(err instanceof OptionError);
+ * assert.equal(err.flag, "--queue-size");
+ * assert.equal(err.code, "INVALID_OPTION");
+ * ```
+ */
 export class OptionError extends ProxyError {
   /** The option's flag, e.g. `--queue-size`. */
   readonly flag: string;
 
   /**
+   * Creates the error.
+   *
    * @param flag The option's flag.
    * @param message What is wrong, e.g. `expected an integer from 1 to 10, got "x"`.
    */

@@ -451,79 +451,288 @@ export const SERVE_OPTIONS: OptionTable = [
   workerLogRate,
 ];
 
-/** The resolved options of `proxy serve`. */
+/**
+ * The resolved options of `proxy serve`, each from its `--flag` (the library
+ * takes any of them, see `runProxy`). Durations are milliseconds and sizes
+ * bytes; defaults are written as the CLI writes them.
+ */
 export interface ServeSettings extends LogSettings, WorkerPermissionSettings {
+  /**
+   * `--host`: interface to listen on; beyond loopback the proxy is reachable from the network.
+   * Default: `127.0.0.1`.
+   */
   host: string;
+  /** `--port`: TCP port (0 picks a free one). Default: `8080`. */
   port: number;
+  /**
+   * `--pool`: how the pool sizes itself: static, dynamic, ondemand or dedicated. Default: `static`.
+   */
   pool: PoolMode;
+  /** `--workers`: static: worker processes (0: none, upstreams only). Default: `number of CPUs`. */
   workers: number;
+  /** `--min-workers`: dynamic: workers kept even when idle. Default: `1`. */
   minWorkers: number;
+  /**
+   * `--max-workers`: dynamic, ondemand, dedicated: most workers at once. Default: `2 x CPUs;
+   * dedicated: 64`.
+   */
   maxWorkers: number;
+  /** `--min-spare`: dynamic: idle workers kept ready ahead of demand. Default: `1`. */
   minSpare: number;
+  /** `--max-spare`: dynamic: idle workers above which idle ones stop. Default: `3`. */
   maxSpare: number;
+  /**
+   * `--idle-timeout`: dynamic, ondemand, dedicated: idle time before a worker stops. Default:
+   * `10s`.
+   */
   idleTimeout: number;
+  /**
+   * `--route-key`: path into the first parameter that gives the routing key (dedicated, --balance
+   * hash). Default: `user_id`.
+   */
   routeKey: string;
+  /**
+   * `--worker-cmd`: run this program as the worker instead of the built-in one ({socket} = its
+   * socket path).
+   */
   workerCmd: string | undefined;
+  /** `--handler`: handler module for the built-in workers (repeatable). */
   handler: string[];
+  /**
+   * `--upstream`: a remote server: tcp:HOST:PORT, unix:/path, dns:NAME:PORT or srv:_svc._tcp.NAME,
+   * with ,weight=N (repeatable).
+   */
   upstream: string[];
+  /**
+   * `--balance`: per-request strategy: least-request, round-robin, hash (on --route-key) or ewma.
+   * Default: `least-request`.
+   */
   balance: BalanceStrategy;
+  /**
+   * `--hash-balance-factor`: hash: no host takes more than this times the average load (0 = strict,
+   * no bound). Default: `0`.
+   */
   hashBalanceFactor: number;
+  /** `--upstream-connections`: multiplexed connections kept open to each upstream. Default: `2`. */
   upstreamConnections: number;
+  /**
+   * `--upstream-connect-timeout`: how long a connection to an upstream may take (then: retried with
+   * backoff and jitter). Default: `2s`.
+   */
   upstreamConnectTimeout: number;
+  /** `--upstream-max-in-flight`: requests one upstream may have in flight. Default: `256`. */
   upstreamMaxInFlight: number;
+  /**
+   * `--upstream-max-pending`: requests that may wait for one particular upstream (hashing); beyond:
+   * UPSTREAM_OVERLOADED. Default: `1024`.
+   */
   upstreamMaxPending: number;
+  /** `--health-interval`: time between active checks of each upstream (0 = none). Default: `5s`. */
   healthInterval: number;
+  /** `--health-timeout`: how long one check may take. Default: `2s`. */
   healthTimeout: number;
+  /**
+   * `--health-check`: a check passes when the upstream answers ping (any answer), or when it
+   * accepts a connection. Default: `ping`.
+   */
   healthCheck: HealthCheck;
+  /** `--health-rise`: passing checks in a row that make an upstream healthy again. Default: `2`. */
   healthRise: number;
+  /** `--health-fall`: failing checks in a row that make an upstream unhealthy. Default: `3`. */
   healthFall: number;
+  /**
+   * `--outlier-failures`: transport failures in a row (lost connection, timeout) that eject an
+   * upstream. Default: `5`.
+   */
   outlierFailures: number;
+  /**
+   * `--ejection-time`: how long an upstream stays ejected, times its number of ejections (at most
+   * 10 times). Default: `10s`.
+   */
   ejectionTime: number;
+  /** `--max-ejection-percent`: most upstreams ejected at once, in percent. Default: `50`. */
   maxEjectionPercent: number;
+  /**
+   * `--panic-threshold`: below this percent of healthy upstreams, requests go to all of them.
+   * Default: `50`.
+   */
   panicThreshold: number;
+  /**
+   * `--slow-start`: an upstream that joins or recovers ramps up to its weight over this long (0 =
+   * at once). Default: `0`.
+   */
   slowStart: number;
+  /**
+   * `--dns-refresh`: longest time between lookups of dns: and srv: upstreams (sooner when the TTL
+   * says so). Default: `30s`.
+   */
   dnsRefresh: number;
+  /** `--dns-server`: DNS server for dns: and srv: upstreams (default: the system's). */
   dnsServer: string | undefined;
+  /** `--max-in-flight-per-worker`: requests one worker may have in flight. Default: `128`. */
   maxInFlightPerWorker: number;
+  /**
+   * `--worker-write-limit`: unwritten bytes per worker above which it gets no new requests (it does
+   * not read). Default: `4MiB`.
+   */
   workerWriteLimit: number;
+  /**
+   * `--queue-size`: requests that may wait when every worker is full; beyond: QUEUE_FULL. Default:
+   * `1024`.
+   */
   queueSize: number;
+  /** `--queue-timeout`: longest wait in that queue; beyond: QUEUE_TIMEOUT. Default: `10s`. */
   queueTimeout: number;
+  /**
+   * `--request-timeout`: a request unanswered this long gets TIMEOUT (0 = never). Default: `30s`.
+   */
   requestTimeout: number;
+  /** `--method-timeout`: per-method override of --request-timeout, NAME=DURATION (repeatable). */
   methodTimeout: Record<string, number>;
+  /**
+   * `--kill-after`: a worker still busy with one request this long is killed and replaced (0 =
+   * never). Default: `1m`.
+   */
   killAfter: number;
+  /** `--retry-idempotent`: methods sent once more to another worker when theirs dies. */
   retryIdempotent: string[];
+  /** `--retry-all`: the same for every method. Default: `off`. */
   retryAll: boolean;
+  /** `--max-requests`: retire a worker after N requests (0 = never). Default: `0`. */
   maxRequests: number;
+  /**
+   * `--max-requests-jitter`: add 0..N requests per worker, so workers do not retire together.
+   * Default: `0`.
+   */
   maxRequestsJitter: number;
+  /**
+   * `--max-memory`: retire a worker whose resident memory exceeds MB MiB (0 = no limit). Default:
+   * `0`.
+   */
   maxMemory: number;
+  /** `--memory-check-interval`: how often worker memory is read. Default: `2s`. */
   memoryCheckInterval: number;
+  /**
+   * `--crash-loop-threshold`: exits of one worker within --crash-loop-window after which it stops
+   * being respawned. Default: `5`.
+   */
   crashLoopThreshold: number;
+  /**
+   * `--crash-loop-window`: the window in which --crash-loop-threshold exits make a crash loop.
+   * Default: `10s`.
+   */
   crashLoopWindow: number;
+  /** `--crash-loop-cooldown`: rest before a crash-looping worker is tried again. Default: `30s`. */
   crashLoopCooldown: number;
+  /**
+   * `--worker-start-timeout`: a worker not ready by then is killed and reported. Default: `10s`.
+   */
   workerStartTimeout: number;
+  /**
+   * `--ready-check`: a worker is ready once it answers ping (any answer), or once its socket
+   * accepts (connect). Default: `ping`.
+   */
   readyCheck: ReadyCheck;
+  /**
+   * `--drain-timeout`: on SIGINT/SIGTERM, how long requests in flight may finish. Default: `10s`.
+   */
   drainTimeout: number;
+  /**
+   * `--shutdown-grace`: how long workers get to exit once asked to, before SIGKILL (which is
+   * logged). Default: `5s`.
+   */
   shutdownGrace: number;
+  /** `--max-connections`: client connections held at once; more are refused. Default: `10000`. */
   maxConnections: number;
+  /**
+   * `--max-in-flight-per-connection`: requests one connection may have in flight; beyond, it is not
+   * read until answers go out. Default: `256`.
+   */
   maxInFlightPerConnection: number;
+  /**
+   * `--first-byte-timeout`: a new connection that sends nothing for this long is closed. Default:
+   * `10s`.
+   */
   firstByteTimeout: number;
+  /**
+   * `--message-timeout`: close a connection that sends part of a message and stalls this long (0 =
+   * never). Default: `30s`.
+   */
   messageTimeout: number;
+  /**
+   * `--client-idle-timeout`: close a connection idle between messages this long, nothing owed (0 =
+   * never). Default: `0`.
+   */
   clientIdleTimeout: number;
+  /**
+   * `--write-buffer-limit`: unread answers held per client; beyond, its requests stop being read
+   * until it catches up. Default: `4MiB`.
+   */
   writeBufferLimit: number;
+  /**
+   * `--legacy-pipeline`: legacy frames in flight per connection; more wait unread. Default: `128`.
+   */
   legacyPipeline: number;
+  /** `--max-message-size`: largest message accepted (MESSAGE_TOO_LARGE beyond). Default: `8MiB`. */
   maxMessageSize: number;
+  /**
+   * `--max-depth`: deepest nesting of arrays and maps decoded (INVALID_PARAMS beyond). Default:
+   * `512`.
+   */
   maxDepth: number;
+  /**
+   * `--error-format`: errors as {code, message, data} maps, or [code, message] arrays (Neovim,
+   * pynvim). Default: `map`.
+   */
   errorFormat: ErrorFormat;
+  /**
+   * `--test-methods`: built-in workers serve sleep, fail and crash (for tests: any client can crash
+   * a worker). Default: `off`.
+   */
   testMethods: boolean;
+  /**
+   * `--control-methods`: serve proxy.* methods that change state (proxy.reload) to any client;
+   * SIGHUP always works. Default: `off`.
+   */
   controlMethods: boolean;
+  /**
+   * `--admin`: serve /metrics, /status, /healthz, /readyz and POST /reload over HTTP here (a bare
+   * port: on 127.0.0.1).
+   */
   admin: string | undefined;
+  /**
+   * `--admin-token-file`: POST /reload needs `Authorization: Bearer TOKEN` with a token from this
+   * file (one per line).
+   */
   adminTokenFile: string | undefined;
+  /**
+   * `--metrics-methods`: methods that get a label of their own in /metrics (the first seen); the
+   * rest are "other". Default: `20`.
+   */
   metricsMethods: number;
+  /**
+   * `--access-log`: log one line per request (method, key, worker or upstream, code, latency) at
+   * info level. Default: `off`.
+   */
   accessLog: boolean;
+  /** `--access-log-sample`: share of requests the access log writes, from 0 to 1. Default: `1`. */
   accessLogSample: number;
+  /**
+   * `--parent-watch`: stop (as on SIGTERM) when stdin closes, for supervisors that hold a pipe.
+   * Default: `off`.
+   */
   parentWatch: boolean;
+  /**
+   * `--worker-log-rate`: lines of output logged per worker per second; beyond, lines are dropped
+   * and counted (0 = no limit). Default: `100`.
+   */
   workerLogRate: number;
+  /** `--config`: read options from this TOML file (flags given win); SIGHUP re-reads it. */
   config: string | undefined;
+  /**
+   * `--check`: check the options (and --config file), print what is wrong or OK, and exit. Default:
+   * `off`.
+   */
   check: boolean;
 }
 

@@ -48,12 +48,19 @@ export const WORKER_PERMISSION_OPTIONS: OptionTable = WORKER_PERMISSION_NAMES.ma
 
 /** The resolved values of {@linkcode WORKER_PERMISSION_OPTIONS}. */
 export interface WorkerPermissionSettings {
+  /** `--worker-allow-net`: hosts built-in workers may reach (true: any). Default: none. */
   workerAllowNet: Grant;
+  /** `--worker-allow-env`: environment variables they may read (true: any). Default: none. */
   workerAllowEnv: Grant;
+  /** `--worker-allow-run`: programs they may run (true: any). Default: none. */
   workerAllowRun: Grant;
+  /** `--worker-allow-read`: paths they may read beyond their own (true: any). Default: none. */
   workerAllowRead: Grant;
+  /** `--worker-allow-write`: paths they may write beyond their socket (true: any). Default: none. */
   workerAllowWrite: Grant;
+  /** `--worker-allow-sys`: system information they may read (true: any). Default: none. */
   workerAllowSys: Grant;
+  /** `--worker-allow-ffi`: native libraries they may load (true: any). Default: none. */
   workerAllowFfi: Grant;
 }
 

@@ -2,11 +2,12 @@
  * Re-invoking this program (`proxy`) with a subcommand, written once for the
  * pool's workers, the load tester's proxy, the benchmarks and the tests.
  *
- * How to re-invoke depends on how we run: a `deno compile`d binary is the
- * program itself; under `deno run` (directly, through `deno task`, or through
- * the npm package's `bin`, which runs the `deno` binary of its dependency)
- * the executable is deno, so `run`, the permission and config flags and the
- * main module come first. `--worker-cmd` replaces all of that with any
+ * How to re-invoke depends on how we run (see {@linkcode LaunchMode}): a
+ * `deno compile`d binary is the program itself; under `deno run` (directly,
+ * through `deno task`, or through the npm package's `bin`, which runs the
+ * `deno` binary of its dependency on the bundled program) the executable is
+ * deno, so `run`, the permission and config flags and the main module come
+ * first. `--worker-cmd` replaces all of that with any
  * program that serves MessagePack-RPC on the socket it is given.
  *
  * @module
@@ -36,50 +37,140 @@ export interface Runtime {
   standalone: boolean;
   /** `Deno.execPath()`: the binary, or the deno CLI under `deno run`. */
   execPath: string;
-  /** `Deno.mainModule`: the entry module under `deno run`. */
+  /** The entry module that `deno run` re-runs (unused in a compiled binary). */
   mainModule: string;
   /** Flags to give deno before the module: permissions, config. */
   denoFlags: string[];
 }
 
+/**
+ * How this program was started:
+ * - `"compiled"`: a `deno compile`d binary, which is the program itself;
+ * - `"source"`: `deno run cli/main.ts` (directly or through `deno task`),
+ *   whose imports resolve through the project's `deno.json`;
+ * - `"bundle"`: one JavaScript file holding every module, as the npm
+ *   package's `bin` runs it on the binary of its `deno` dependency.
+ */
+export type LaunchMode = "compiled" | "source" | "bundle";
+
+/** What {@linkcode runtimeFor} needs to know about the running process. */
+export interface ProcessFacts {
+  /** `Deno.build.standalone`. */
+  standalone: boolean;
+  /** `Deno.execPath()`. */
+  execPath: string;
+  /** `Deno.mainModule`: the module deno was asked to run. */
+  mainModule: string;
+  /** The URL of this module (`import.meta.url`). */
+  moduleUrl: string;
+  /** Permissions granted in full (`"net"`, `"read"`, ...). */
+  granted: readonly string[];
+  /** True when V8's `gc()` is exposed (`--v8-flags=--expose-gc`). */
+  gcExposed: boolean;
+  /** True when a file exists at `path`. */
+  fileExists: (path: string) => boolean;
+}
+
 const PERMISSIONS = ["read", "write", "net", "env", "run", "sys", "ffi", "import"] as const;
 
 /**
- * Describes the running process: how a child re-invokes this program. Under
- * `deno run`, the child gets each permission this process was granted in
- * full, and the project's `deno.json` (for its import map and lock file)
- * when there is one next to the code.
- *
- * @param mainModule The entry module to re-invoke. @default {Deno.mainModule}
+ * How the process described by `facts` was started. In a bundle this code
+ * lives in the main module itself; from source it never does (the entry is
+ * `cli/main.ts`, a test or a script).
  */
-export function currentRuntime(mainModule: string = Deno.mainModule): Runtime {
+export function launchMode(facts: ProcessFacts): LaunchMode {
+  if (facts.standalone) return "compiled";
+  return facts.moduleUrl === facts.mainModule ? "bundle" : "source";
+}
+
+/**
+ * How a child re-invokes the program that `facts` describes: each permission
+ * granted in full, `gc()` exposed when it is here, and what resolves its
+ * imports: from source, the project's `deno.json` (import map and lock file)
+ * and `cli/main.ts` as the entry, whoever called; in a bundle, no config at
+ * all (one would be discovered from the working directory otherwise) and the
+ * bundle itself.
+ *
+ * @param facts The process, as {@linkcode currentRuntime} reads it.
+ * @param mainModule The entry module to re-invoke. @default {the program's entry}
+ * @returns The runtime.
+ *
+ * @example Under the npm package's `bin`
+ * ```ts
+ * import { runtimeFor } from "./self_command.ts";
+ * const bundle = "file:///usr/lib/node_modules/proxy/proxy.js";
+ * const runtime = runtimeFor({
+ *   standalone: false,
+ *   execPath: "/usr/lib/node_modules/proxy/node_modules/deno/deno",
+ *   mainModule: bundle,
+ *   moduleUrl: bundle,
+ *   granted: ["net"],
+ *   gcExposed: true,
+ *   fileExists: () => false,
+ * });
+ * console.log(runtime.denoFlags); // ["--quiet", "--no-prompt", "--v8-flags=--expose-gc", "--allow-net", "--no-config"]
+ * ```
+ */
+export function runtimeFor(facts: ProcessFacts, mainModule?: string): Runtime {
+  const mode = launchMode(facts);
   const denoFlags = ["--quiet", "--no-prompt"];
-  if (!Deno.build.standalone) {
-    // The proxy frees the memory of closed connections with it (see ProxyServer).
-    if (typeof (globalThis as { gc?: unknown }).gc === "function") {
-      denoFlags.push("--v8-flags=--expose-gc");
+  const runtime = (main: string): Runtime => ({
+    standalone: mode === "compiled",
+    execPath: facts.execPath,
+    mainModule: mainModule ?? main,
+    denoFlags,
+  });
+  if (mode === "compiled") return runtime(facts.mainModule);
+  // The proxy frees the memory of closed connections with it (see ProxyServer).
+  if (facts.gcExposed) denoFlags.push("--v8-flags=--expose-gc");
+  for (const name of facts.granted) denoFlags.push(`--allow-${name}`);
+  if (mode === "bundle") {
+    denoFlags.push("--no-config");
+    return runtime(facts.mainModule);
+  }
+  const config = new URL("../../deno.json", facts.moduleUrl);
+  if (config.protocol === "file:") {
+    const path = decodeURIComponent(config.pathname);
+    if (facts.fileExists(path)) denoFlags.push(`--config=${path}`);
+  }
+  return runtime(new URL("../../cli/main.ts", facts.moduleUrl).href);
+}
+
+/** Reads {@linkcode ProcessFacts} from this process. */
+export function processFacts(): ProcessFacts {
+  const granted = Deno.build.standalone ? [] : PERMISSIONS.filter((name) => {
+    try {
+      return Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state === "granted";
+    } catch {
+      return false; // a permission name this Deno does not know
     }
-    for (const name of PERMISSIONS) {
-      try {
-        if (Deno.permissions.querySync({ name } as Deno.PermissionDescriptor).state === "granted") {
-          denoFlags.push(`--allow-${name}`);
-        }
-      } catch {
-        // a permission name this Deno does not know
-      }
-    }
-    const config = new URL("../../deno.json", import.meta.url);
-    if (config.protocol === "file:") {
-      const path = decodeURIComponent(config.pathname);
+  });
+  return {
+    standalone: Deno.build.standalone,
+    execPath: Deno.execPath(),
+    mainModule: Deno.mainModule,
+    moduleUrl: import.meta.url,
+    granted,
+    gcExposed: typeof (globalThis as { gc?: unknown }).gc === "function",
+    fileExists: (path) => {
       try {
         Deno.statSync(path);
-        denoFlags.push(`--config=${path}`);
+        return true;
       } catch {
-        // a bundle without deno.json (the npm package): nothing to point at
+        return false;
       }
-    }
-  }
-  return { standalone: Deno.build.standalone, execPath: Deno.execPath(), mainModule, denoFlags };
+    },
+  };
+}
+
+/**
+ * Describes the running process: how a child re-invokes this program (see
+ * {@linkcode runtimeFor}).
+ *
+ * @param mainModule The entry module to re-invoke. @default {the program's entry}
+ */
+export function currentRuntime(mainModule?: string): Runtime {
+  return runtimeFor(processFacts(), mainModule);
 }
 
 /** An executable and its arguments. */

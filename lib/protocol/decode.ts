@@ -294,6 +294,18 @@ export function decodeValue(
  * `bytes[start, end)` exactly (e.g. a response's error and result).
  *
  * @throws {ProxyError} `PARSE_ERROR`, as {@linkcode decodeValue}.
+ *
+ * @param bytes The buffer.
+ * @param count How many values.
+ * @param options Nesting limit, and the region of `bytes` to read.
+ * @returns The values.
+ *
+ * @example Two values back to back
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeSequence } from "./decode.ts";
+ * assert.deepEqual(decodeSequence(new Uint8Array([0xc0, 0xa2, 0x6f, 0x6b]), 2), [null, "ok"]);
+ * ```
  */
 export function decodeSequence(
   bytes: Uint8Array,

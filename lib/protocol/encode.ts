@@ -23,7 +23,23 @@
 
 import { Ext, Float, RawString, Timestamp } from "./values.ts";
 
-/** Default deepest nesting of arrays and maps, encoding and decoding. */
+/**
+ * Default deepest nesting of arrays and maps, encoding and decoding.
+ *
+ * @example Deeper is refused, both ways
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_MAX_DEPTH, encodeValue } from "./encode.ts";
+ * import { decodeValue } from "./decode.ts";
+ * let deep: unknown = [];
+ * for (let i = 1; i < DEFAULT_MAX_DEPTH; i++) deep = [deep];
+ * assert.deepEqual(decodeValue(encodeValue(deep)), deep); // 512 levels
+ * assert.throws(() => encodeValue([deep]), TypeError);
+ * const bytes = new Uint8Array(DEFAULT_MAX_DEPTH + 1).fill(0x91); // [[[...]]]
+ * bytes[DEFAULT_MAX_DEPTH] = 0x90;
+ * assert.throws(() => decodeValue(bytes), { code: "PARSE_ERROR" });
+ * ```
+ */
 export const DEFAULT_MAX_DEPTH = 512;
 
 /** Options of {@linkcode Encoder}. */

@@ -8,7 +8,17 @@
  * @module
  */
 
-/** Stable error codes. Callers match on these, never on messages. */
+/**
+ * Stable error codes. Callers match on these, never on messages.
+ *
+ * @example Match on the code
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ErrorCode, ProxyError } from "./errors.ts";
+ * const err: unknown = new ProxyError(ErrorCode.QUEUE_FULL, "Cannot queue request: queue full");
+ * assert.ok(err instanceof ProxyError && err.code === ErrorCode.QUEUE_FULL);
+ * ```
+ */
 export const ErrorCode = {
   /** The bytes are not MessagePack at all (e.g. the reserved byte 0xc1). */
   PARSE_ERROR: "PARSE_ERROR",
@@ -96,6 +106,8 @@ export class ProxyError extends Error {
   readonly data: unknown;
 
   /**
+   * Creates the error.
+   *
    * @param code A stable code, usually one of {@linkcode ErrorCode}.
    * @param message Human-readable description.
    * @param options Details and cause.
@@ -118,10 +130,32 @@ export class ProxyError extends Error {
 /**
  * An error response received from a remote server. Its `code` and `data` are
  * the remote's.
+ *
+ * @example An error answer
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RemoteError } from "./errors.ts";
+ * import { BackendServer } from "../backend/backend_server.ts";
+ * import { RpcClient } from "../client/rpc_client.ts";
+ *
+ * const server = new BackendServer({
+ *   address: { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+ *   methods: {},
+ * });
+ * const { port } = await server.listen() as { port: number };
+ * const client = await RpcClient.connect(`127.0.0.1:${port}`);
+ * const err = await client.call("nope").catch((e) => e);
+ * assert.ok(err instanceof RemoteError);
+ * assert.equal(err.code, "METHOD_NOT_FOUND");
+ * client.close();
+ * await server.close();
+ * ```
  */
 export class RemoteError extends ProxyError {
   /**
-   * @param wire The error as received.
+   * Creates the error from a response's error slot.
+   *
+   * @param wire The error as received (see {@linkcode toWireError}).
    */
   constructor(wire: WireError) {
     super(wire.code, wire.message, wire.data === undefined ? {} : { data: wire.data });

@@ -13,7 +13,16 @@
 import { ReadBuffer } from "./_read_buffer.ts";
 import { ErrorCode, ProxyError } from "./errors.ts";
 
-/** Default maximum size of one message: 8 MiB. */
+/**
+ * Default maximum size of one message: 8 MiB.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_MAX_MESSAGE_SIZE } from "./frame_decoder.ts";
+ * assert.equal(DEFAULT_MAX_MESSAGE_SIZE, 8 * 1024 * 1024);
+ * ```
+ */
 export const DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024;
 
 /** Options of {@linkcode FrameDecoder}. */
@@ -59,7 +68,12 @@ export class FrameDecoder {
   readonly #max: number;
   readonly #readSize: number;
 
-  /** @param options Size limits. */
+  /**
+   * Creates a decoder with an empty buffer.
+   *
+   * @param options Size limits.
+   * @throws {RangeError} When `maxMessageSize` is not a positive integer.
+   */
   constructor(options: FrameDecoderOptions = {}) {
     this.#max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.#readSize = options.readSize ?? 64 * 1024;

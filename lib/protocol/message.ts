@@ -13,33 +13,71 @@ import { encodeValue } from "./encode.ts";
 import { createEnvelope, readEnvelope } from "./envelope.ts";
 import { ErrorCode, ProxyError, type WireError } from "./errors.ts";
 
-/** Type tag of a request. */
+/**
+ * Type tag of a request.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeMessage, encodeRequest, REQUEST } from "./message.ts";
+ * assert.equal(decodeMessage(encodeRequest(1, "ping", [])).type, REQUEST);
+ * ```
+ */
 export const REQUEST = 0;
-/** Type tag of a response. */
+/**
+ * Type tag of a response.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeMessage, encodeResult, RESPONSE } from "./message.ts";
+ * assert.equal(decodeMessage(encodeResult(1, "pong")).type, RESPONSE);
+ * ```
+ */
 export const RESPONSE = 1;
-/** Type tag of a notification. */
+/**
+ * Type tag of a notification.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeMessage, encodeNotification, NOTIFICATION } from "./message.ts";
+ * assert.equal(decodeMessage(encodeNotification("shutdown", [])).type, NOTIFICATION);
+ * ```
+ */
 export const NOTIFICATION = 2;
 
 /** A decoded request. */
 export interface RequestMessage {
+  /** {@linkcode REQUEST}. */
   type: typeof REQUEST;
+  /** The caller's id of the request, echoed in its response. */
   msgid: number;
+  /** The method called. */
   method: string;
+  /** Its parameters. */
   params: unknown[];
 }
 
 /** A decoded response; exactly one of `error` and `result` is meaningful. */
 export interface ResponseMessage {
+  /** {@linkcode RESPONSE}. */
   type: typeof RESPONSE;
+  /** The msgid of the request answered. */
   msgid: number;
+  /** The error, or null (see `toWireError` for its shapes). */
   error: unknown;
+  /** The result (null when there is an error). */
   result: unknown;
 }
 
 /** A decoded notification. */
 export interface NotificationMessage {
+  /** {@linkcode NOTIFICATION}. */
   type: typeof NOTIFICATION;
+  /** The method called. */
   method: string;
+  /** Its parameters. */
   params: unknown[];
 }
 
@@ -57,7 +95,23 @@ export type ErrorFormat = "map" | "array";
 /** The error formats, for flag validation. */
 export const ERROR_FORMATS: readonly ErrorFormat[] = ["map", "array"];
 
-/** Encodes a request. */
+/**
+ * Encodes a request.
+ *
+ * @param msgid The caller's id for the request, echoed in the response.
+ * @param method The method to call.
+ * @param params Its parameters.
+ * @returns The message's bytes.
+ * @throws {TypeError} When a param cannot be expressed in MessagePack.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeRequest } from "./message.ts";
+ * // [0, 1, "ping", []]
+ * assert.deepEqual(encodeRequest(1, "ping", []), new Uint8Array([0x94, 0, 1, 0xa4, 0x70, 0x69, 0x6e, 0x67, 0x90]));
+ * ```
+ */
 export function encodeRequest(msgid: number, method: string, params: unknown[]): Uint8Array {
   return encodeValue([REQUEST, msgid, method, params]);
 }
@@ -66,6 +120,22 @@ export function encodeRequest(msgid: number, method: string, params: unknown[]):
  * Encodes a response carrying a result.
  *
  * @throws {TypeError} When the result cannot be expressed in MessagePack.
+ *
+ * @param msgid The msgid of the request answered.
+ * @param result The result (`undefined` is sent as nil).
+ * @returns The message's bytes.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeMessage, encodeResult } from "./message.ts";
+ * assert.deepEqual(decodeMessage(encodeResult(9, [1, 2])), {
+ *   type: 1,
+ *   msgid: 9,
+ *   error: null,
+ *   result: [1, 2],
+ * });
+ * ```
  */
 export function encodeResult(msgid: number, result: unknown): Uint8Array {
   return encodeValue([RESPONSE, msgid, null, result === undefined ? null : result]);
@@ -74,6 +144,26 @@ export function encodeResult(msgid: number, result: unknown): Uint8Array {
 /**
  * Encodes a response carrying an error, as a map (the default) or as
  * `[code, message]`. A msgid beyond 2^53 (a bigint) is echoed exactly.
+ *
+ * @param msgid The msgid of the request answered.
+ * @param error The error.
+ * @param format `map` or `array`. @default {"map"}
+ * @returns The message's bytes.
+ *
+ * @example Both formats
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeMessage, encodeError } from "./message.ts";
+ * const error = { code: "TIMEOUT", message: "Cannot answer in time" };
+ * assert.deepEqual(decodeMessage(encodeError(3, error)).type === 1 && decodeMessage(encodeError(3, error)), {
+ *   type: 1,
+ *   msgid: 3,
+ *   error,
+ *   result: null,
+ * });
+ * const array = decodeMessage(encodeError(3, error, "array"));
+ * assert.deepEqual(array.type === 1 && array.error, ["TIMEOUT", "Cannot answer in time"]);
+ * ```
  */
 export function encodeError(
   msgid: number | bigint,
@@ -89,7 +179,25 @@ export function encodeError(
   }
 }
 
-/** Encodes a notification. */
+/**
+ * Encodes a notification.
+ *
+ * @param method The method.
+ * @param params Its parameters.
+ * @returns The message's bytes.
+ * @throws {TypeError} When a param cannot be expressed in MessagePack.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeMessage, encodeNotification } from "./message.ts";
+ * assert.deepEqual(decodeMessage(encodeNotification("log", ["hi"])), {
+ *   type: 2,
+ *   method: "log",
+ *   params: ["hi"],
+ * });
+ * ```
+ */
 export function encodeNotification(method: string, params: unknown[]): Uint8Array {
   return encodeValue([NOTIFICATION, method, params]);
 }
@@ -98,12 +206,31 @@ export function encodeNotification(method: string, params: unknown[]): Uint8Arra
  * Thrown by {@linkcode decodeMessage} (and `readEnvelope`) for a frame that is
  * not a valid MessagePack-RPC message; carries the msgid when one could be
  * read, so the sender can get an error response.
+ *
+ * @example A request whose method is not a string
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeMessage, InvalidMessageError } from "./message.ts";
+ * import { encodeValue } from "./encode.ts";
+ * const err = (() => {
+ *   try {
+ *     decodeMessage(encodeValue([0, 5, 42, []]));
+ *   } catch (e) {
+ *     return e;
+ *   }
+ * })();
+ * assert.ok(err instanceof InvalidMessageError);
+ * assert.equal(err.code, "INVALID_REQUEST");
+ * assert.equal(err.msgid, 5); // so the sender can be answered
+ * ```
  */
 export class InvalidMessageError extends ProxyError {
   /** The msgid of the offending message, when known (a bigint beyond 2^53). */
   readonly msgid: number | bigint | undefined;
 
   /**
+   * Creates the error.
+   *
    * @param code `INVALID_REQUEST`, `PARSE_ERROR` or `MESSAGE_TOO_LARGE`.
    * @param message What is wrong.
    * @param msgid The message's msgid, if it could be read.
@@ -131,6 +258,18 @@ const envelope = createEnvelope();
  * @throws {InvalidMessageError} `INVALID_REQUEST` for a bad envelope;
  * `PARSE_ERROR` with the msgid for a body that cannot be decoded (e.g. nested
  * deeper than `maxDepth`).
+ *
+ * @param frame One whole message.
+ * @param options Nesting limit.
+ * @returns The message.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeMessage, encodeRequest } from "./message.ts";
+ * const message = decodeMessage(encodeRequest(7, "echo", [2n ** 63n - 1n]));
+ * assert.deepEqual(message, { type: 0, msgid: 7, method: "echo", params: [2n ** 63n - 1n] });
+ * ```
  */
 export function decodeMessage(frame: Uint8Array, options: DecodeMessageOptions = {}): Message {
   if (frame.length === 0) {

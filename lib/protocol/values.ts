@@ -32,7 +32,11 @@ export class Float {
   /** The value. */
   readonly value: number;
 
-  /** @param value Any number. */
+  /**
+   * Wraps a number so it is written as a float.
+   *
+   * @param value Any number.
+   */
   constructor(value: number) {
     this.value = value;
   }
@@ -76,6 +80,8 @@ export class Timestamp {
   readonly nanoseconds: number;
 
   /**
+   * Creates a timestamp.
+   *
    * @param seconds Seconds since the epoch (a safe integer or a bigint).
    * @param nanoseconds 0 to 999,999,999. @default {0}
    * @throws {RangeError} When either is out of range.
@@ -145,6 +151,8 @@ export class Ext {
   readonly data: Uint8Array;
 
   /**
+   * Creates an extension value.
+   *
    * @param type -128 to 127 (negative types are reserved by the spec).
    * @param data The payload, at most 2^32-1 bytes.
    * @throws {RangeError} When the type is out of range.
@@ -178,7 +186,11 @@ export class RawString {
   /** The str's bytes. */
   readonly bytes: Uint8Array;
 
-  /** @param bytes The bytes of the str. */
+  /**
+   * Keeps a str's bytes as they are.
+   *
+   * @param bytes The bytes of the str.
+   */
   constructor(bytes: Uint8Array) {
     this.bytes = bytes;
   }

@@ -94,6 +94,27 @@ function workerHandlers(s: ServeSettings): string[] {
  * @throws {OptionError} For an option out of range (`ConfigError` for one in the file).
  * @throws {ProxyError} `NO_WORKERS` when the workers cannot start.
  * @throws {Error} When the port is taken.
+ *
+ * @example A proxy with one built-in worker, stopped by a signal
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { runProxy } from "./run_proxy.ts";
+ * import { RpcClient } from "../client/rpc_client.ts";
+ *
+ * const stop = new AbortController();
+ * const listening = Promise.withResolvers<string>();
+ * const proxy = runProxy({
+ *   port: 0, // a free port
+ *   workers: 1, // this program re-invoked as `proxy backend`
+ *   signal: stop.signal,
+ *   onListening: listening.resolve,
+ * });
+ * const client = await RpcClient.connect(await listening.promise);
+ * assert.equal(await client.call("echo", [2n ** 64n - 1n]), 2n ** 64n - 1n);
+ * client.close();
+ * stop.abort();
+ * await proxy; // workers stopped, socket directory removed
+ * ```
  */
 export async function runProxy(options: RunProxyOptions): Promise<void> {
   const log = getLogger(["proxy"]);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { getLogger } from "../../mod.ts";
+import { handlerLogger } from "../../backend.ts";
 
 /** Prints `n` lines of about 100 characters on stdout; returns `n`. */
 export function chatter(n: number, word = "chatter"): number {
@@ -16,6 +16,6 @@ export function chatter(n: number, word = "chatter"): number {
 
 /** Logs a warning with properties through the `proxy·handler` logger. */
 export function warn(message: string): null {
-  getLogger(["handler"]).warn("Handler says {message}", { message, answer: 42 });
+  handlerLogger().warn("Handler says {message}", { message, answer: 42 });
   return null;
 }

@@ -18,7 +18,16 @@ export interface Balancer {
   pick(hosts: readonly Host[], call: Call): Host | null;
 }
 
-/** The strategies of `--balance`. */
+/**
+ * The strategies of `--balance`.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BALANCE_STRATEGIES } from "./balancer.ts";
+ * assert.ok(BALANCE_STRATEGIES.includes("least-request"));
+ * ```
+ */
 export const BALANCE_STRATEGIES = ["least-request", "round-robin", "hash", "ewma"] as const;
 
 /** One of {@linkcode BALANCE_STRATEGIES}. */
