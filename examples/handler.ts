@@ -11,8 +11,9 @@
  * What a method returns (or its promise resolves to) is the result, sent as
  * MessagePack exactly (a `bigint` as a 64-bit integer, a `Map` with any keys,
  * a `Uint8Array` as bin, a `Date` as a timestamp). What it throws is answered
- * `HANDLER_ERROR` with the error's message; run from source, a handler may
- * throw the program's `ProxyError` (from `backend.ts`) to choose the code.
+ * `HANDLER_ERROR` with the error's message; a handler may throw the program's
+ * `ProxyError` (from `backend.ts`, or `proxy/protocol` in the npm package) to
+ * choose the code.
  *
  * @module
  */

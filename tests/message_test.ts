@@ -263,6 +263,20 @@ Deno.test("errorToWire() keeps a ProxyError's code and makes anything else HANDL
     message: "thrown string",
   });
   assert.deepEqual(errorToWire(undefined), { code: "HANDLER_ERROR", message: "undefined" });
+  // Another copy of the class (a handler under the npm package's bundle) counts by its name.
+  class ProxyErrorCopy extends Error {
+    override name = "ProxyError";
+    code = "NOT_FOUND";
+    data = { id: 7 };
+  }
+  assert.deepEqual(errorToWire(new ProxyErrorCopy("no such user")), {
+    code: "NOT_FOUND",
+    message: "no such user",
+    data: { id: 7 },
+  });
+  // A system error's code is not a protocol error code.
+  const enoent = Object.assign(new Error("no file"), { code: "ENOENT" });
+  assert.deepEqual(errorToWire(enoent), { code: "HANDLER_ERROR", message: "no file" });
 });
 
 Deno.test("toWireError() reads [code, message] arrays (Neovim, pynvim, --error-format array)", () => {

@@ -213,13 +213,26 @@ function safeJson(value: unknown): string {
 
 /**
  * Turns any thrown value into a {@linkcode WireError}; a non-{@linkcode ProxyError}
- * becomes `HANDLER_ERROR` with its message.
+ * becomes `HANDLER_ERROR` with its message. An error named `ProxyError` with
+ * a string `code` counts as one even when it is not this module's class: a
+ * handler module run by the npm package's bundle imports another copy.
  *
  * @param err What was thrown.
  * @returns The wire error to answer with.
  */
 export function errorToWire(err: unknown): WireError {
   if (err instanceof ProxyError) return err.toWire();
+  if (
+    err instanceof Error && err.name === "ProxyError" &&
+    typeof (err as { code?: unknown }).code === "string"
+  ) {
+    const data = (err as { data?: unknown }).data;
+    return {
+      code: (err as unknown as { code: string }).code,
+      message: err.message,
+      ...(data === undefined ? {} : { data }),
+    };
+  }
   const message = err instanceof Error ? err.message : String(err);
   return { code: ErrorCode.HANDLER_ERROR, message };
 }
