@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { RpcClient } from "../lib/client/rpc_client.ts";
+import type { RpcClient } from "../lib/client/rpc_client.ts";
 import { LegacyClient } from "../lib/client/legacy_client.ts";
 import { startProxy, type TestProxy } from "./helpers/proxy.ts";
 import {

@@ -256,7 +256,7 @@ export class Upstream implements TrackedHost {
       errorFormat: this.#o.errorFormat,
       now: this.#now,
       timed: this.#o.timed ?? false,
-      onAnswer: (_e, call, ms) => {
+      onAnswer: (_e, _call, ms) => {
         if (ms > 0) this.#ewma.observe(ms);
         this.#outlier.recordSuccess();
         this.#o.onAnswer?.(this);
