@@ -46,6 +46,16 @@ export const ErrorCode = {
   UPSTREAM_OVERLOADED: "UPSTREAM_OVERLOADED",
   /** A `proxy.*` method that changes state, called without `--control-methods`. */
   FORBIDDEN: "FORBIDDEN",
+  /**
+   * The proxy wants a token (`--auth-token-file`): the first message was not
+   * `proxy.auth`, or its token is not one of those accepted. The connection closes.
+   */
+  UNAUTHENTICATED: "UNAUTHENTICATED",
+  /**
+   * A TLS handshake failed: the peer's certificate is not trusted or not for
+   * its name, or the peer does not speak TLS (client side and upstreams).
+   */
+  TLS_FAILED: "TLS_FAILED",
   /** The connection closed before the answer arrived (client side). */
   CONNECTION_CLOSED: "CONNECTION_CLOSED",
   /** The connection could not be established (client side). */
