@@ -36,6 +36,8 @@ export interface DispatcherFactoryOptions extends Partial<ServeSettings> {
   connect?: (path: string) => Promise<Deno.Conn>;
   /** Connects to an upstream; tests inject fakes. */
   connectUpstream?: (address: Address, timeoutMs: number) => Promise<Deno.Conn>;
+  /** CA certificates (PEM) for TLS upstreams: what `--upstream-ca` names, read. */
+  upstreamCaCerts?: string[];
   /** Looks up `dns:` and `srv:` upstreams. @default {DNS over TCP to --dns-server} */
   resolver?: Resolver;
   /** Randomness for the balancer and jitter. @default {Math.random} */
@@ -54,8 +56,17 @@ export type PoolOptions = DispatcherFactoryOptions & {
  * @throws {OptionError} For an option out of range.
  */
 export function createDispatcher(options: DispatcherFactoryOptions): Dispatcher {
-  const { socketDir, commandLine, spawn, connect, connectUpstream, resolver, random, ...given } =
-    options;
+  const {
+    socketDir,
+    commandLine,
+    spawn,
+    connect,
+    connectUpstream,
+    upstreamCaCerts,
+    resolver,
+    random,
+    ...given
+  } = options;
   const s = resolveServeSettings(given);
   const sets: EndpointSet[] = [];
   const hasWorkers = s.pool !== "static" || s.workers > 0;
@@ -127,6 +138,7 @@ export function createDispatcher(options: DispatcherFactoryOptions): Dispatcher 
             s.dnsRefresh / 1000,
           ),
         ...(connectUpstream ? { connect: connectUpstream } : {}),
+        ...(upstreamCaCerts ? { caCerts: upstreamCaCerts } : {}),
         ...(random ? { random } : {}),
       }),
     );
