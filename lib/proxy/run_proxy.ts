@@ -9,6 +9,9 @@
 import { watchParent } from "../backend/run_backend.ts";
 import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
+import { readCaCerts, readServerCert } from "../net/tls.ts";
+import { TokenSet } from "../auth/token_set.ts";
+import { OptionError } from "../options/option.ts";
 import { MAX_ENVELOPE_HEAD } from "../protocol/envelope.ts";
 import { resolveServeSettings, type ServeSettings } from "../options/serve_options.ts";
 import { createDispatcher } from "../dispatch/create_dispatcher.ts";
@@ -29,6 +32,41 @@ export interface RunProxyOptions extends Partial<Omit<ServeSettings, "logLevel">
 /** Addresses that only this machine can reach. */
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+/**
+ * The warning for a proxy reachable from other machines without TLS or
+ * without authentication, naming what is missing and how to add it; null
+ * when there is nothing to warn about.
+ *
+ * @example Usage
+ * ```ts
+ * import { exposureWarning } from "./run_proxy.ts";
+ * console.log(exposureWarning("127.0.0.1", { tls: false, auth: false })); // null
+ * ```
+ */
+export function exposureWarning(
+  host: string,
+  security: { tls: boolean; auth: boolean; legacyUnauthenticated?: boolean },
+): string | null {
+  if (isLoopback(host)) return null;
+  const { tls, auth } = security;
+  const legacyOpen = auth && security.legacyUnauthenticated === true;
+  if (tls && auth && !legacyOpen) return null;
+  const missing = !tls && !auth
+    ? "with neither TLS nor authentication: anyone who can reach this port can call every method, and requests travel in clear text"
+    : !auth
+    ? "without authentication: anyone who can reach this port can call every method"
+    : !tls
+    ? "without TLS: tokens and requests travel in clear text"
+    : "with --legacy-unauthenticated: legacy-protocol clients are served without a token";
+  const fix = [
+    ...(!tls ? ["--tls-cert FILE --tls-key FILE"] : []),
+    ...(!auth ? ["--auth-token-file FILE"] : []),
+    ...(legacyOpen ? ["drop --legacy-unauthenticated"] : []),
+  ].join(" and ");
+  return `INSECURE: listening on ${host}, reachable from other machines, ${missing}. ` +
+    `Fix: ${fix}, or listen on loopback (--host 127.0.0.1).`;
 }
 
 /**
@@ -65,6 +103,13 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   const log = getLogger(["proxy"]);
   const { onListening, signal, ...given } = options;
   const s = resolveServeSettings(given);
+  // Files named by flags are read before anything starts, so a bad one is
+  // reported at once, by name.
+  const tls = s.tlsCert === undefined ? undefined : await readServerCert(s.tlsCert, s.tlsKey!);
+  const tokens = s.authTokenFile === undefined ? undefined : await TokenSet.load(s.authTokenFile);
+  const upstreamCaCerts = s.upstreamCa === undefined
+    ? undefined
+    : await readCaCerts(s.upstreamCa, "--upstream-ca");
   // Directories left by proxies killed with SIGKILL (their lock is free).
   for (const dir of await removeStaleSocketDirs()) {
     log.info(`Removed a stale socket directory: ${dir}`);
@@ -76,6 +121,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     const backendArgs = builtinWorkerArgs(s);
     const pool = createDispatcher({
       ...s,
+      ...(upstreamCaCerts ? { upstreamCaCerts } : {}),
       socketDir: socketDir.path,
       commandLine: (socket) =>
         workerCommandLine({
@@ -87,6 +133,10 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     const server = new ProxyServer({
       address: { transport: "tcp", hostname: s.host, port: s.port },
       pool,
+      ...(tls ? { tls } : {}),
+      ...(tokens ? { auth: tokens } : {}),
+      authTimeout: s.authTimeout,
+      legacyUnauthenticated: s.legacyUnauthenticated,
       // Dedicated workers and hashing need each request's key.
       routed: s.pool === "dedicated" || s.balance === "hash",
       legacyHandler: serveLegacy,
@@ -104,16 +154,28 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     });
     let bound;
     try {
-      bound = server.bind();
+      bound = await server.bind();
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {
         throw new Error(`Cannot listen on ${s.host}:${s.port}: address already in use`, {
           cause: err,
         });
       }
+      if (tls) {
+        throw new OptionError(
+          "--tls-cert",
+          `cannot listen with ${s.tlsCert} and key ${s.tlsKey}: ${(err as Error).message}`,
+        );
+      }
       throw err;
     }
-    if (!isLoopback(s.host)) log.warn(`Listening on ${s.host}: reachable from other machines`);
+    const exposed = exposureWarning(s.host, {
+      tls: tls !== undefined,
+      auth: tokens !== undefined,
+      legacyUnauthenticated: s.legacyUnauthenticated,
+    });
+    if (exposed) log.warn(exposed);
+    else if (!isLoopback(s.host)) log.info(`Listening on ${s.host} with TLS and authentication`);
     let stop!: (why: string) => void;
     const stopped = new Promise<string>((resolve) => stop = resolve);
     // A bug in one request's path must not take every client down: log it
@@ -130,6 +192,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     const onHup = () => {
       log.info("SIGHUP: replacing workers one at a time");
       void pool.reload();
+      void tokens?.reload(); // token rotation: --auth-token-file read again
     };
     Deno.addSignalListener("SIGHUP", onHup);
     signal?.addEventListener("abort", () => stop("aborted"), { once: true });
@@ -148,7 +211,8 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       const size = s.pool === "static" && s.workers === 0
         ? upstreams.slice(5)
         : `${workers}${upstreams}`;
-      log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${size}`);
+      const security = `${tls ? "; TLS" : ""}${tokens ? "; token authentication" : ""}`;
+      log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${size}${security}`);
       onListening?.(formatAddress(bound));
       const why = await stopped;
       log.info(`Proxy stopping (${why}): draining requests in flight`);
