@@ -15,7 +15,7 @@ import { connectTls, listenTls, readServerCert } from "../lib/net/tls.ts";
 import { OptionError } from "../lib/options/option.ts";
 import { resolveServeSettings } from "../lib/options/serve_options.ts";
 import { RawString, readAuthToken } from "../lib/protocol/mod.ts";
-import { exposureWarning } from "../lib/proxy/run_proxy.ts";
+import { exposureWarning } from "../lib/proxy/exposure.ts";
 import { makeCerts } from "./helpers/certs.ts";
 import { closedPort, tempDir } from "./helpers/process.ts";
 import { errorOf } from "./helpers/wait.ts";

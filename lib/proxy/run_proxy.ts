@@ -20,6 +20,9 @@ import { workerCommandLine } from "../process/self_command.ts";
 import { createSocketDir, removeStaleSocketDirs } from "../process/socket_dir.ts";
 import { serveLegacy } from "./legacy_session.ts";
 import { ProxyServer } from "./proxy_server.ts";
+import { exposureWarning, isLoopback } from "./exposure.ts";
+
+export { isLoopback } from "./exposure.ts";
 
 /** Options of {@linkcode runProxy}: any `proxy serve` option (see `SERVE_OPTIONS`), and hooks. */
 export interface RunProxyOptions extends Partial<Omit<ServeSettings, "logLevel">> {
@@ -27,46 +30,6 @@ export interface RunProxyOptions extends Partial<Omit<ServeSettings, "logLevel">
   onListening?: (address: string) => void;
   /** Stops the proxy as SIGTERM would. */
   signal?: AbortSignal;
-}
-
-/** Addresses that only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
-}
-
-/**
- * The warning for a proxy reachable from other machines without TLS or
- * without authentication, naming what is missing and how to add it; null
- * when there is nothing to warn about.
- *
- * @example Usage
- * ```ts
- * import { exposureWarning } from "./run_proxy.ts";
- * console.log(exposureWarning("127.0.0.1", { tls: false, auth: false })); // null
- * ```
- */
-export function exposureWarning(
-  host: string,
-  security: { tls: boolean; auth: boolean; legacyUnauthenticated?: boolean },
-): string | null {
-  if (isLoopback(host)) return null;
-  const { tls, auth } = security;
-  const legacyOpen = auth && security.legacyUnauthenticated === true;
-  if (tls && auth && !legacyOpen) return null;
-  const missing = !tls && !auth
-    ? "with neither TLS nor authentication: anyone who can reach this port can call every method, and requests travel in clear text"
-    : !auth
-    ? "without authentication: anyone who can reach this port can call every method"
-    : !tls
-    ? "without TLS: tokens and requests travel in clear text"
-    : "with --legacy-unauthenticated: legacy-protocol clients are served without a token";
-  const fix = [
-    ...(!tls ? ["--tls-cert FILE --tls-key FILE"] : []),
-    ...(!auth ? ["--auth-token-file FILE"] : []),
-    ...(legacyOpen ? ["drop --legacy-unauthenticated"] : []),
-  ].join(" and ");
-  return `INSECURE: listening on ${host}, reachable from other machines, ${missing}. ` +
-    `Fix: ${fix}, or listen on loopback (--host 127.0.0.1).`;
 }
 
 /**
