@@ -18,7 +18,7 @@ import { RawString, readAuthToken } from "../lib/protocol/mod.ts";
 import { exposureWarning } from "../lib/proxy/exposure.ts";
 import { makeCerts } from "./helpers/certs.ts";
 import { closedPort, tempDir } from "./helpers/process.ts";
-import { errorOf } from "./helpers/wait.ts";
+import { errorOf, eventually } from "./helpers/wait.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -154,10 +154,15 @@ Deno.test("the TLS layer: a silent connection closes at once, bytes sent far ahe
     const server = await listener.accept();
     await server.handshake();
     const sent = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251);
+    let written = 0;
     const writing = (async () => {
-      for (let o = 0; o < sent.length;) o += await client.write(sent.subarray(o));
+      while (written < sent.length) written += await client.write(sent.subarray(written));
     })();
-    await new Promise((r) => setTimeout(r, 200)); // the server's reader is busy elsewhere
+    // The server reads nothing until the client is well past the 1 MiB pause point.
+    await eventually(
+      "the client 1.5 MiB ahead",
+      () => Promise.resolve(written > 1.5 * 1024 * 1024),
+    );
     const got = new Uint8Array(sent.length);
     let n = 0;
     while (n < sent.length) {
