@@ -56,3 +56,4 @@ export { type HandlerLogger, handlerLogger } from "./lib/log.ts";
 export type { LogSettings } from "./lib/options/log_options.ts";
 export type { BackendSettings } from "./lib/options/backend_options.ts";
 export { ErrorCode, ProxyError, type ProxyErrorOptions } from "./lib/protocol/errors.ts";
+export type { TlsServerCert } from "./lib/net/tls.ts";

@@ -45,3 +45,4 @@ export {
   type WireError,
 } from "./lib/protocol/errors.ts";
 export { Ext, Float, RawString, Timestamp } from "./lib/protocol/values.ts";
+export type { TlsClientFields } from "./lib/net/tls.ts";

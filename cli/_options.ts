@@ -19,7 +19,15 @@ import {
   resolveOptions,
 } from "../lib/options/option.ts";
 import { LOG_OPTIONS, type LogSettings } from "../lib/options/log_options.ts";
-import { logLevel, maxMessageSize } from "../lib/options/common_options.ts";
+import {
+  clientAuthTokenFile,
+  clientCa,
+  clientTls,
+  logLevel,
+  maxMessageSize,
+} from "../lib/options/common_options.ts";
+import { readCaCerts } from "../lib/net/tls.ts";
+import { readTokenFile } from "../lib/auth/token_file.ts";
 import { type Address, parseAddress } from "../lib/net/address.ts";
 import { configureLogging } from "../lib/log.ts";
 
@@ -148,4 +156,34 @@ export function addMaxMessageSize(cmd: Command): Command {
 /** Adds `--log-level` to a command. */
 export function addLogLevel(cmd: Command): Command {
   return addOption(cmd, logLevel);
+}
+
+/** Adds `--tls`, `--ca` and `--auth-token-file` (how a client reaches a secured proxy). */
+export function addClientSecurity(cmd: Command): Command {
+  for (const option of [clientTls, clientCa, clientAuthTokenFile]) addOption(cmd, option);
+  return cmd;
+}
+
+/** What `--tls`, `--ca` and `--auth-token-file` ask for, their files read. */
+export interface ClientSecurity {
+  tls?: boolean;
+  caCerts?: string[];
+  token?: string;
+}
+
+/**
+ * Reads the files of `--ca` and `--auth-token-file`.
+ *
+ * @throws {OptionError} When a file cannot be read or holds nothing usable.
+ */
+export async function readClientSecurity(
+  opts: { tls?: boolean; ca?: string; authTokenFile?: string },
+): Promise<ClientSecurity> {
+  const out: ClientSecurity = {};
+  if (opts.tls || opts.ca !== undefined) out.tls = true;
+  if (opts.ca !== undefined) out.caCerts = await readCaCerts(opts.ca, "--ca");
+  if (opts.authTokenFile !== undefined) {
+    out.token = (await readTokenFile(opts.authTokenFile))[0]!;
+  }
+  return out;
 }

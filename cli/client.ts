@@ -17,7 +17,15 @@ import {
 } from "../lib/client/run_client.ts";
 import { type Address, parsePort } from "../lib/net/address.ts";
 import { maxDepth } from "../lib/options/common_options.ts";
-import { addMaxMessageSize, addOption, duration, intIn } from "./_options.ts";
+import {
+  addClientSecurity,
+  addMaxMessageSize,
+  addOption,
+  type ClientSecurity,
+  duration,
+  intIn,
+  readClientSecurity,
+} from "./_options.ts";
 
 /** Exit code when the server cannot be reached or the connection drops. */
 export const EXIT_CONNECTION = 3;
@@ -65,10 +73,12 @@ Examples:
   proxy client 127.0.0.1 8080 echo hello
   proxy client unix:/tmp/w.sock info
   proxy client 127.0.0.1 8080 ping --repeat 10000 -q
+  proxy client --tls --ca ca.pem --auth-token-file token.txt proxy.example.com 8443 echo hi
   proxy client --legacy 127.0.0.1 8080 --func 1000 --body '{"user_id":"allen"}' --repeat 3`,
     );
   addMaxMessageSize(cmd);
   addOption(cmd, maxDepth);
+  addClientSecurity(cmd);
   return cmd.action(async (target: string, rest: string[], opts) => {
     let addr: Address;
     if (target.startsWith("unix:")) {
@@ -87,9 +97,15 @@ Examples:
       }
     }
     const io: ClientOutput = { out: (l) => console.log(l), err: (l) => console.error(l) };
+    if ((opts.tls || opts.ca !== undefined) && addr.transport === "unix") {
+      throw new InvalidArgumentError("--tls and --ca need HOST PORT, not a Unix socket");
+    }
     if (opts.legacy) {
       if (rest.length > 0) throw new InvalidArgumentError("--legacy takes no METHOD or ARGs");
-      Deno.exitCode = await runLegacy(addr, opts, io);
+      if (opts.authTokenFile !== undefined) {
+        throw new InvalidArgumentError("--legacy cannot authenticate: no --auth-token-file");
+      }
+      Deno.exitCode = await runLegacy(addr, { ...opts, ...await readClientSecurity(opts) }, io);
       return;
     }
     if (["func", "body"].some((name) => cmd.getOptionValueSource(name) === "cli")) {
@@ -100,7 +116,13 @@ Examples:
     if ((opts.repeat !== undefined || opts.loop) && method === undefined) {
       throw new InvalidArgumentError("--repeat and --loop need a METHOD");
     }
-    Deno.exitCode = await runClient(addr, method, params, opts, io);
+    Deno.exitCode = await runClient(
+      addr,
+      method,
+      params,
+      { ...opts, ...await readClientSecurity(opts) },
+      io,
+    );
   });
 }
 
@@ -108,7 +130,7 @@ async function runClient(
   addr: Address,
   method: string | undefined,
   params: unknown[],
-  opts: {
+  opts: ClientSecurity & {
     timeout: number;
     repeat?: number;
     loop: boolean;
@@ -122,6 +144,7 @@ async function runClient(
   try {
     client = await RpcClient.connect(addr, {
       connectTimeout: opts.timeout,
+      ...security(opts),
       ...(opts.maxMessageSize === undefined ? {} : { maxMessageSize: opts.maxMessageSize }),
       ...(opts.maxDepth === undefined ? {} : { maxDepth: opts.maxDepth }),
     });
@@ -172,7 +195,7 @@ async function runClient(
 // --legacy: ping-pong like the original C++ client, forever or --repeat times.
 async function runLegacy(
   addr: Address,
-  opts: {
+  opts: ClientSecurity & {
     timeout: number;
     repeat?: number;
     quiet: boolean;
@@ -186,6 +209,7 @@ async function runLegacy(
   try {
     client = await LegacyClient.connect(addr, {
       connectTimeout: opts.timeout,
+      ...security(opts),
       ...(opts.maxMessageSize === undefined ? {} : { maxMessageSize: opts.maxMessageSize }),
     });
   } catch (err) {
@@ -218,4 +242,13 @@ async function runLegacy(
     Deno.removeSignalListener("SIGINT", onInt);
     client.close();
   }
+}
+
+// Only the fields set, as the clients' options want them.
+function security(opts: ClientSecurity): ClientSecurity {
+  return {
+    ...(opts.tls ? { tls: true } : {}),
+    ...(opts.caCerts ? { caCerts: opts.caCerts } : {}),
+    ...(opts.token !== undefined ? { token: opts.token } : {}),
+  };
 }

@@ -10,7 +10,16 @@ import type { Address } from "../lib/net/address.ts";
 import { mainShare, type MixEntry, parseMixEntry } from "../lib/loadtest/request_mix.ts";
 import { maxDepth } from "../lib/options/common_options.ts";
 import { parseArg } from "../lib/client/call_line.ts";
-import { addMaxMessageSize, addOption, address, byteSize, duration, intIn } from "./_options.ts";
+import {
+  addClientSecurity,
+  addMaxMessageSize,
+  addOption,
+  address,
+  byteSize,
+  duration,
+  intIn,
+  readClientSecurity,
+} from "./_options.ts";
 
 /** Exit code when the test failed (unanswered requests, unexpected errors). */
 export const EXIT_FAILED = 1;
@@ -36,6 +45,9 @@ interface TestOptions {
   hdrOut?: string;
   maxMessageSize?: number;
   maxDepth?: number;
+  tls?: boolean;
+  ca?: string;
+  authTokenFile?: string;
 }
 
 /** Builds the `test` subcommand. */
@@ -109,16 +121,28 @@ Examples:
   proxy test --duration 10s --connections 32 --pipeline 8
   proxy test --target 127.0.0.1:8080 --rate 20000 --json
   proxy test --mix 'sleep:[5]:5%'          # 5% sleep(5) among the echoes
-  proxy test --workers 4 --chaos 500ms`,
+  proxy test --workers 4 --chaos 500ms
+  proxy test --target proxy.example.com:8443 --tls --ca ca.pem --auth-token-file token.txt`,
     );
   addMaxMessageSize(cmd);
   addOption(cmd, maxDepth);
+  addClientSecurity(cmd);
   return cmd.action(async (opts: TestOptions) => {
     opts.mix ??= [];
     opts.expectError ??= [];
     if (opts.target !== undefined && opts.workers !== undefined) {
       throw new InvalidArgumentError("--workers is for the proxy started without --target");
     }
+    const secured = opts.tls || opts.ca !== undefined || opts.authTokenFile !== undefined;
+    if (secured && opts.target === undefined) {
+      throw new InvalidArgumentError(
+        "--tls, --ca and --auth-token-file are for a --target (the proxy started for the test has neither)",
+      );
+    }
+    if ((opts.tls || opts.ca !== undefined) && opts.target?.transport === "unix") {
+      throw new InvalidArgumentError("--tls and --ca need a HOST:PORT --target");
+    }
+    const security = await readClientSecurity(opts);
     if (opts.params !== undefined && cmd.getOptionValueSource("payload") === "cli") {
       throw new InvalidArgumentError("give either --payload or --params, not both");
     }
@@ -154,6 +178,7 @@ Examples:
         ...(opts.maxMessageSize !== undefined ? { maxMessageSize: opts.maxMessageSize } : {}),
         ...(opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}),
         ...(opts.hdrOut !== undefined ? { hdrOut: opts.hdrOut } : {}),
+        ...security,
         signal: stop.signal,
         ...(Deno.stderr.isTerminal()
           ? { live: (text: string) => Deno.stderr.writeSync(encoder.encode(text)) }

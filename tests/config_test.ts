@@ -1,7 +1,7 @@
 /**
  * The config file, its precedence, what a reload does with a change, and the
- * pure parts of the admin endpoint: the Prometheus writer, per-request
- * metrics, tokens.
+ * pure parts of the admin endpoint: the Prometheus writer and per-request
+ * metrics.
  */
 
 import assert from "node:assert/strict";
@@ -14,7 +14,6 @@ import {
 import { planReload } from "../lib/proxy/reload_plan.ts";
 import { ExpositionWriter, Histogram } from "../lib/metrics/prometheus.ts";
 import { OTHER_METHOD, RequestMetrics } from "../lib/metrics/request_metrics.ts";
-import { parseTokens, TokenSet } from "../lib/admin/token_set.ts";
 import { Call } from "../lib/dispatch/call.ts";
 import type { Host } from "../lib/dispatch/host.ts";
 import { tempDir } from "./helpers/process.ts";
@@ -200,25 +199,4 @@ Deno.test("RequestMetrics labels the first methods seen and counts the rest as o
   const a = [...m.methods()].find(([n]) => n === "a")![1];
   assert.equal(a.latency.count, 3);
   assert.ok(Math.abs(a.latency.sum - (0.002 + 0.1 + 0.002)) < 1e-9);
-});
-
-Deno.test("TokenSet: several tokens valid at once, comments skipped, a bad file keeps the old ones", async () => {
-  assert.deepEqual(parseTokens("# rotate monthly\n\n  alpha  \nbeta\r\n#gamma\n"), [
-    "alpha",
-    "beta",
-  ]);
-  await using dir = await tempDir();
-  const file = `${dir.path}/tokens`;
-  await Deno.writeTextFile(file, "alpha\nbeta\n");
-  const tokens = new TokenSet();
-  assert.equal(tokens.empty, true);
-  assert.equal(await tokens.load(file), 2);
-  assert.equal(await tokens.verify("alpha"), true);
-  assert.equal(await tokens.verify("beta"), true);
-  assert.equal(await tokens.verify("alph"), false);
-  assert.equal(await tokens.verify(""), false);
-  await Deno.writeTextFile(file, "# nothing left\n");
-  await assert.rejects(tokens.load(file), /holds no token/);
-  await assert.rejects(tokens.load(`${dir.path}/gone`), /Cannot read token file/);
-  assert.equal(await tokens.verify("alpha"), true, "the tokens read before stay");
 });

@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { renderReadme, renderSettingsDocs, SETTINGS_DOCS } from "../scripts/docs.ts";
 import { REPO_ROOT } from "./helpers/process.ts";
+import { parseConfig } from "../lib/options/config_file.ts";
+import { resolveServeSettings, SERVE_OPTIONS } from "../lib/options/serve_options.ts";
 
 // deno fmt aligns table columns its own way: compare cell by cell.
 function cells(markdown: string): string[] {
@@ -36,5 +38,17 @@ Deno.test("each field of ServeSettings and BackendSettings is documented from it
         `${name} has a field for --${option.name}`,
       );
     }
+  }
+});
+
+Deno.test("the README's example config file is valid", async () => {
+  const readme = await Deno.readTextFile(`${REPO_ROOT}/README.md`);
+  const blocks = [...readme.matchAll(/```toml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  assert.ok(blocks.length > 0, "a ```toml block in the README");
+  for (const text of blocks) {
+    const values = parseConfig(text, "README.md", SERVE_OPTIONS);
+    assert.ok(Object.keys(values).length > 5);
+    // The rules that tie options together hold too (files named need not exist here).
+    resolveServeSettings(values);
   }
 });

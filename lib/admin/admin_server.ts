@@ -16,7 +16,7 @@
 import { type Address, formatAddress } from "../net/address.ts";
 import { getLogger } from "../log.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../metrics/prometheus.ts";
-import type { TokenSet } from "./token_set.ts";
+import type { TokenVerifier } from "../auth/token_set.ts";
 
 /** What a reload reports. */
 export interface ReloadReport {
@@ -45,8 +45,8 @@ export interface AdminServerOptions {
   notReady: () => string | null;
   /** A reload (SIGHUP does the same). */
   reload: () => Promise<ReloadReport>;
-  /** Tokens that may `POST /reload`; empty: anyone who can connect may. */
-  tokens?: TokenSet;
+  /** Tokens that may `POST /reload` (read at each request); none: anyone who can connect may. */
+  tokens?: () => TokenVerifier | undefined;
 }
 
 const log = getLogger(["admin"]);
@@ -125,11 +125,11 @@ export class AdminServer {
         }
         case "/reload": {
           if (req.method !== "POST") return methodNotAllowed("POST");
-          const tokens = this.#o.tokens;
-          if (tokens && !tokens.empty) {
+          const tokens = this.#o.tokens?.();
+          if (tokens) {
             const auth = req.headers.get("authorization") ?? "";
             const m = /^Bearer\s+(.+)$/i.exec(auth);
-            if (!m || !(await tokens.verify(m[1]!.trim()))) {
+            if (!m || !tokens.verify(new TextEncoder().encode(m[1]!.trim()))) {
               return new Response("unauthorized: send Authorization: Bearer TOKEN\n", {
                 status: 401,
                 headers: { "www-authenticate": 'Bearer realm="proxy admin"' },

@@ -6,6 +6,7 @@
 
 import { acceptEach, type Address, connect, listen, listenerAddress } from "../net/address.ts";
 import { ConnectionSweeper } from "../net/connection_sweeper.ts";
+import { listenTls, type TlsServerCert } from "../net/tls.ts";
 import { FrameConnection } from "../net/frame_connection.ts";
 import {
   createEnvelope,
@@ -31,6 +32,8 @@ import { permissionError } from "./permission_error.ts";
 export interface BackendServerOptions {
   /** Where to listen. */
   address: Address;
+  /** Serve over TLS with this certificate (TCP addresses only). */
+  tls?: TlsServerCert;
   /** The methods served. */
   methods: Methods;
   /**
@@ -163,11 +166,18 @@ export class BackendServer {
    *
    * @returns The bound address (with the real port when port 0 was asked).
    * @throws {Deno.errors.AddrInUse} When another server listens there.
+   * @throws {TypeError} For TLS on a Unix socket.
+   * @throws {Error} When the TLS certificate or key is unusable.
    */
   async listen(): Promise<Address> {
-    const address = this.#options.address;
+    const { address, tls } = this.#options;
+    if (tls && address.transport !== "tcp") {
+      throw new TypeError("Cannot listen with TLS on a Unix socket");
+    }
     if (address.transport === "unix") await removeStaleSocket(address.path);
-    this.#listener = listen(address);
+    this.#listener = tls && address.transport === "tcp"
+      ? await listenTls(address, tls)
+      : listen(address);
     if (address.transport === "unix") this.#socketPath = address.path;
     void this.#accept(this.#listener);
     return listenerAddress(this.#listener);

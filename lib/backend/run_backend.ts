@@ -7,6 +7,8 @@
  */
 
 import { type Address, formatAddress } from "../net/address.ts";
+import { readServerCert } from "../net/tls.ts";
+import { OptionError } from "../options/option.ts";
 import { getLogger } from "../log.ts";
 import { type BackendSettings, resolveBackendSettings } from "../options/backend_options.ts";
 import { BackendServer } from "./backend_server.ts";
@@ -58,6 +60,10 @@ export async function runBackend(options: RunBackendOptions): Promise<void> {
   const log = getLogger(["backend"]);
   const { address, onListening, ...given } = options;
   const o = resolveBackendSettings(given);
+  if (o.tlsCert !== undefined && address.transport !== "tcp") {
+    throw new OptionError("--tls-cert", "TLS needs a TCP address (--listen HOST:PORT)");
+  }
+  const tls = o.tlsCert === undefined ? undefined : await readServerCert(o.tlsCert, o.tlsKey!);
   let server: BackendServer | null = null;
   const methods: Methods = builtinMethods({
     testMethods: o.testMethods,
@@ -72,6 +78,7 @@ export async function runBackend(options: RunBackendOptions): Promise<void> {
   const stopped = new Promise<string>((resolve) => stop = resolve);
   server = new BackendServer({
     address,
+    ...(tls ? { tls } : {}),
     methods,
     maxMessageSize: o.maxMessageSize,
     writeBufferLimit: o.writeBufferLimit,
@@ -83,9 +90,18 @@ export async function runBackend(options: RunBackendOptions): Promise<void> {
     maxInFlightPerConnection: o.maxInFlightPerConnection,
     onShutdownRequest: () => stop("shutdown notification"),
   });
-  const bound = await server.listen();
+  let bound: Address;
+  try {
+    bound = await server.listen();
+  } catch (err) {
+    if (!tls || err instanceof Deno.errors.AddrInUse) throw err;
+    throw new OptionError(
+      "--tls-cert",
+      `cannot listen with ${o.tlsCert} and key ${o.tlsKey}: ${(err as Error).message}`,
+    );
+  }
   // A fixed, unquoted line: scripts and tests wait for "listening on ADDRESS".
-  log.info(`Backend ${Deno.pid} listening on ${formatAddress(bound)}`);
+  log.info(`Backend ${Deno.pid} listening on ${formatAddress(bound)}${tls ? " (TLS)" : ""}`);
   onListening?.(bound);
 
   const onSignal = () => stop("signal");

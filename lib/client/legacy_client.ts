@@ -6,6 +6,7 @@
  */
 
 import { type Address, connectWithin } from "../net/address.ts";
+import { clientTls, type TlsClientFields } from "../net/tls.ts";
 import {
   encodeLegacyFrame,
   ErrorCode,
@@ -17,7 +18,7 @@ import {
 } from "../protocol/mod.ts";
 
 /** Options of {@linkcode LegacyClient.connect}. */
-export interface LegacyClientOptions {
+export interface LegacyClientOptions extends TlsClientFields {
   /**
    * Largest reply body accepted, in bytes.
    * @default {8388608}
@@ -119,15 +120,19 @@ export class LegacyClient {
    * Connects to a server.
    *
    * @param address `HOST:PORT`, `unix:/path`, or a parsed {@linkcode Address}.
-   * @param options Limits.
+   * @param options Limits and TLS.
    * @returns The connected client.
-   * @throws {ProxyError} `CONNECT_FAILED` (with the OS error as cause), or `TIMEOUT`.
+   * @throws {ProxyError} `CONNECT_FAILED` (with the OS error as cause), `TLS_FAILED`, or `TIMEOUT`.
    */
   static async connect(
     address: string | Address,
     options: LegacyClientOptions = {},
   ): Promise<LegacyClient> {
-    const conn = await connectWithin(address, { timeout: options.connectTimeout ?? 0 });
+    const tls = clientTls(options);
+    const conn = await connectWithin(address, {
+      timeout: options.connectTimeout ?? 0,
+      ...(tls ? { tls } : {}),
+    });
     return new LegacyClient(conn, options);
   }
 

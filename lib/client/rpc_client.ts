@@ -4,8 +4,10 @@
  * @module
  */
 
-import { type Address, connectWithin } from "../net/address.ts";
+import type { Address } from "../net/address.ts";
 import { FrameConnection } from "../net/frame_connection.ts";
+import type { TlsClientFields } from "../net/tls.ts";
+import { openConnection } from "./open_connection.ts";
 import {
   decodeMessage,
   encodeNotification,
@@ -19,7 +21,7 @@ import {
 } from "../protocol/mod.ts";
 
 /** Options of {@linkcode RpcClient.connect}. */
-export interface RpcClientOptions {
+export interface RpcClientOptions extends TlsClientFields {
   /**
    * Largest message accepted, in bytes.
    * @default {8388608}
@@ -38,6 +40,11 @@ export interface RpcClientOptions {
    * @default {512}
    */
   maxDepth?: number;
+  /**
+   * Authenticate with this token (`proxy.auth`, before any call) to a proxy
+   * started with `--auth-token-file`.
+   */
+  token?: string | Uint8Array;
 }
 
 /** Options of {@linkcode RpcClient.call}. */
@@ -87,6 +94,16 @@ interface Pending {
  * client.close();
  * await server.close(AbortSignal.timeout(100)); // gives up on the calls that never end
  * ```
+ *
+ * @example Over TLS, with a token
+ * ```ts ignore
+ * import { RpcClient } from "./rpc_client.ts";
+ * const client = await RpcClient.connect("proxy.example.com:8443", {
+ *   tls: true,
+ *   caCerts: [await Deno.readTextFile("ca.pem")],
+ *   token: "s3cret",
+ * });
+ * ```
  */
 export class RpcClient {
   readonly #conn: FrameConnection;
@@ -115,17 +132,16 @@ export class RpcClient {
    * Connects to a server.
    *
    * @param address `HOST:PORT`, `unix:/path`, or a parsed {@linkcode Address}.
-   * @param options Limits and cancellation.
-   * @throws {ProxyError} `CONNECT_FAILED` (with the OS error as cause), or `TIMEOUT`.
+   * @param options Limits, cancellation, TLS and a token.
+   * @throws {ProxyError} `CONNECT_FAILED` (with the OS error as cause), `TLS_FAILED`, or `TIMEOUT`.
+   * @throws {RemoteError} `UNAUTHENTICATED` when the proxy refuses `token`.
    */
   static async connect(
     address: string | Address,
     options: RpcClientOptions = {},
   ): Promise<RpcClient> {
-    const conn = await connectWithin(address, {
-      timeout: options.connectTimeout ?? 0,
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    const { connectTimeout, maxDepth: _d, maxMessageSize: _m, ...open } = options;
+    const conn = await openConnection(address, { ...open, timeout: connectTimeout ?? 0 });
     return new RpcClient(conn, options);
   }
 

@@ -36,6 +36,8 @@ export interface DispatcherFactoryOptions extends Partial<ServeSettings> {
   connect?: (path: string) => Promise<Deno.Conn>;
   /** Connects to an upstream; tests inject fakes. */
   connectUpstream?: (address: Address, timeoutMs: number) => Promise<Deno.Conn>;
+  /** CA certificates (PEM) for TLS upstreams: what `--upstream-ca` names, read. */
+  upstreamCaCerts?: string[];
   /** Looks up `dns:` and `srv:` upstreams. @default {DNS over TCP to --dns-server} */
   resolver?: Resolver;
   /** Randomness for the balancer and jitter. @default {Math.random} */
@@ -84,6 +86,7 @@ export function assembleDispatcher(options: DispatcherFactoryOptions): Dispatche
     spawn,
     connect,
     connectUpstream,
+    upstreamCaCerts,
     resolver,
     random,
     reloadableUpstreams,
@@ -162,6 +165,7 @@ export function assembleDispatcher(options: DispatcherFactoryOptions): Dispatche
           s.dnsRefresh / 1000,
         ),
       ...(connectUpstream ? { connect: connectUpstream } : {}),
+      ...(upstreamCaCerts ? { caCerts: upstreamCaCerts } : {}),
       ...(random ? { random } : {}),
     });
     sets.push(upstreams);

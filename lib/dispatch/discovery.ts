@@ -15,6 +15,8 @@ import type { Address } from "../net/address.ts";
 export interface Discovered {
   address: Address;
   weight: number;
+  /** The name that resolved to it (what a TLS certificate must be for). */
+  name: string;
 }
 
 /** What a lookup found, and how long it holds. */
@@ -73,6 +75,7 @@ export async function discoverDns(
     members: answers.map((a) => ({
       address: { transport: "tcp", hostname: a.data, port },
       weight,
+      name,
     })),
     ttlMs: minTtl(answers),
   };

@@ -1,5 +1,5 @@
 /**
- * An upstream: a remote MessagePack-RPC server (TCP or Unix socket) as one
+ * An upstream: a remote MessagePack-RPC server (TCP, TLS or Unix socket) as one
  * host, reached through a small pool of multiplexed connections that
  * reconnect with exponential backoff and jitter. It keeps its own health
  * (active checks, passive outlier detection) and latency, and warms up
@@ -9,7 +9,8 @@
  */
 
 import { type Address, connectWithin, formatAddress } from "../net/address.ts";
-import { ErrorCode, type ErrorFormat, type WireError } from "../protocol/mod.ts";
+import type { TlsClientOptions } from "../net/tls.ts";
+import { ErrorCode, type ErrorFormat, ProxyError, type WireError } from "../protocol/mod.ts";
 import { getLogger } from "../log.ts";
 import { backoffDelay } from "./backoff.ts";
 import type { Call, Requester } from "./call.ts";
@@ -31,6 +32,8 @@ export interface UpstreamOptions {
   id: number;
   /** Where it listens. */
   address: Address;
+  /** Speak TLS to it, trusting these CAs and checking this name. */
+  tls?: TlsClientOptions;
   /** Its share of requests. */
   weight: number;
   /** Where it came from: `static`, or the discovery name. */
@@ -75,6 +78,14 @@ export interface UpstreamOptions {
 
 const log = getLogger(["upstream"]);
 
+/**
+ * How an upstream is named in logs, stats and its set: `HOST:PORT`,
+ * `unix:/path`, or `tls:HOST:PORT`.
+ */
+export function upstreamLabel(address: Address, tls: boolean): string {
+  return `${tls ? "tls:" : ""}${formatAddress(address)}`;
+}
+
 /** A remote server and its connections. */
 export class Upstream implements TrackedHost {
   readonly id: number;
@@ -100,6 +111,7 @@ export class Upstream implements TrackedHost {
   #servedBefore = 0; // answers on connections since closed
   #everConnected = false;
   #lastError = "";
+  #tlsRefused = false; // its last connection attempt failed the TLS handshake
   #checking = false;
 
   /** @param options Address, limits, health rules and whom to tell. */
@@ -107,7 +119,7 @@ export class Upstream implements TrackedHost {
     this.#o = options;
     this.id = options.id;
     this.address = options.address;
-    this.label = formatAddress(options.address);
+    this.label = upstreamLabel(options.address, options.tls !== undefined);
     this.source = options.source;
     this.#weight = options.weight;
     this.#now = options.now ?? (() => performance.now());
@@ -199,6 +211,20 @@ export class Upstream implements TrackedHost {
     return this.#o.slowStartMs > 0 ? this.#now() : -1;
   }
 
+  /**
+   * False when it has no connection and its last attempt failed the TLS
+   * handshake: waiting for it would not help (a certificate needs fixing),
+   * so requests are not held for it.
+   */
+  get reachable(): boolean {
+    return this.connected > 0 || !this.#tlsRefused;
+  }
+
+  /** The last connection or check error ("" when none). */
+  get lastError(): string {
+    return this.#lastError;
+  }
+
   /** Connected (in any state but closed) and under its limits: it can take a request now. */
   get available(): boolean {
     if (this.#closed || this.#draining || this.load >= this.#o.maxInFlight) return false;
@@ -227,16 +253,29 @@ export class Upstream implements TrackedHost {
     });
   }
 
+  // Opens one connection (its TLS handshake included).
+  #open(timeoutMs: number): Promise<Deno.Conn> {
+    if (this.#o.connect) return this.#o.connect(this.address, timeoutMs);
+    const tls = this.#o.tls;
+    return connectWithin(this.address, { timeout: timeoutMs, ...(tls ? { tls } : {}) });
+  }
+
   async #connect(slot: number): Promise<void> {
     if (this.#closed || this.#draining) return;
-    const connect = this.#o.connect ??
-      ((a: Address, t: number) => connectWithin(a, { timeout: t }));
     let conn: Deno.Conn;
     try {
-      conn = await connect(this.address, this.#o.connectTimeout);
+      conn = await this.#open(this.#o.connectTimeout);
     } catch (err) {
       this.#lastError = (err as Error).message;
-      if (this.#attempts[slot] === 0) log.warn(`Upstream ${this.label}: ${this.#lastError}`);
+      this.#tlsRefused = err instanceof ProxyError && err.code === ErrorCode.TLS_FAILED;
+      if (this.#attempts[slot] === 0) {
+        if (this.#tlsRefused) {
+          log.error(
+            `Upstream ${this.label}: ${this.#lastError} (check --upstream-ca and the name in its certificate); ` +
+              "requests are not held for it until a connection succeeds",
+          );
+        } else log.warn(`Upstream ${this.label}: ${this.#lastError}`);
+      }
       this.#attempts[slot]!++;
       this.#failures++;
       this.#scheduleReconnect(slot);
@@ -248,6 +287,7 @@ export class Upstream implements TrackedHost {
     }
     if (this.#attempts[slot]! > 0) log.info(`Upstream ${this.label}: connected again`);
     this.#attempts[slot] = 0;
+    this.#tlsRefused = false;
     this.#everConnected = true;
     this.#endpoints[slot] = new Endpoint(conn, {
       label: this.label,
@@ -366,10 +406,7 @@ export class Upstream implements TrackedHost {
     let passed = false;
     try {
       if (mode === "connect") {
-        const conn = await (this.#o.connect ?? ((a, t) => connectWithin(a, { timeout: t })))(
-          this.address,
-          timeoutMs,
-        );
+        const conn = await this.#open(timeoutMs);
         conn.close();
         passed = true;
       } else {

@@ -9,7 +9,7 @@
  */
 
 import { ErrorCode, type ErrorFormat, type WireError } from "../protocol/mod.ts";
-import { type Address, formatAddress } from "../net/address.ts";
+import type { Address } from "../net/address.ts";
 import { getLogger } from "../log.ts";
 import type { Call } from "./call.ts";
 import { discoverDns, discoverSrv, type Discovery, type Resolver } from "./discovery.ts";
@@ -17,7 +17,7 @@ import type { EndpointSet, Placement, SetEvents, TrackedHost } from "./endpoint_
 import { ejectionAllowed, panicRouting } from "./health.ts";
 import type { Host } from "./host.ts";
 import type { SetStats } from "./stats.ts";
-import { type HealthCheck, Upstream } from "./upstream.ts";
+import { type HealthCheck, Upstream, upstreamLabel } from "./upstream.ts";
 import type { UpstreamSpec } from "./upstream_spec.ts";
 
 /** Options of {@linkcode UpstreamSet}. */
@@ -62,6 +62,11 @@ export interface UpstreamSetOptions {
   dnsRefreshMs: number;
   /** Looks names up. */
   resolver: Resolver;
+  /**
+   * PEM certificates trusted for `tls:`, `dns+tls:` and `srv+tls:`
+   * upstreams, besides the default roots.
+   */
+  caCerts?: string[];
   /** Opens connections (tests inject one). */
   connect?: (address: Address, timeoutMs: number) => Promise<Deno.Conn>;
   /** The clock (ms). @default {performance.now} */
@@ -124,8 +129,9 @@ export class UpstreamSet implements EndpointSet {
   async start(events: SetEvents): Promise<void> {
     this.#events = events;
     for (const spec of this.#o.specs) {
-      if (spec.kind === "static") this.#add(spec.address, spec.weight, "static");
-      else this.#sources.push({ spec, members: new Set(), timer: undefined });
+      if (spec.kind === "static") {
+        this.#add(spec.address, spec.weight, "static", this.#tls(spec.tls, undefined));
+      } else this.#sources.push({ spec, members: new Set(), timer: undefined });
     }
     await Promise.all(this.#sources.map((s) => this.#refresh(s)));
     await Promise.all([...this.#members.values()].map((u) => u.start()));
@@ -138,8 +144,20 @@ export class UpstreamSet implements EndpointSet {
     }
   }
 
-  #add(address: Address, weight: number, source: string): Upstream {
-    const key = formatAddress(address);
+  // What a TLS upstream trusts; the name checked is the one looked up, if any.
+  #tls(tls: true | undefined, serverName: string | undefined) {
+    if (!tls) return undefined;
+    const caCerts = this.#o.caCerts;
+    return { ...(caCerts ? { caCerts } : {}), ...(serverName ? { serverName } : {}) };
+  }
+
+  #add(
+    address: Address,
+    weight: number,
+    source: string,
+    tls: { caCerts?: string[]; serverName?: string } | undefined,
+  ): Upstream {
+    const key = upstreamLabel(address, tls !== undefined);
     const known = this.#members.get(key);
     if (known && !known.draining) {
       known.weight = weight;
@@ -149,6 +167,7 @@ export class UpstreamSet implements EndpointSet {
     const upstream = new Upstream({
       id: this.#nextId++,
       address,
+      ...(tls ? { tls } : {}),
       weight,
       source,
       connections: o.connections,
@@ -204,7 +223,8 @@ export class UpstreamSet implements EndpointSet {
     if (found) {
       const now = new Set<string>();
       for (const m of found.members) {
-        const u = this.#add(m.address, m.weight, source.spec.text);
+        const tls = this.#tls(source.spec.tls, m.name);
+        const u = this.#add(m.address, m.weight, source.spec.text, tls);
         now.add(u.label);
         if (!source.members.has(u.label) && this.#started) {
           log.info(`Upstream ${u.label} joined (${source.spec.text})`);
@@ -271,9 +291,14 @@ export class UpstreamSet implements EndpointSet {
   /** Upstreams are not started on demand. */
   demand(_waiting: number): void {}
 
-  /** True while some upstream is, or may soon be, connected. */
+  /**
+   * True while some upstream is, or may soon be, connected (not one whose
+   * TLS handshake failed: that takes a fix, not a wait).
+   */
   live(): boolean {
-    for (const u of this.#members.values()) if (!u.closed && !u.draining) return true;
+    for (const u of this.#members.values()) {
+      if (!u.closed && !u.draining && u.reachable) return true;
+    }
     return false;
   }
 
@@ -281,7 +306,9 @@ export class UpstreamSet implements EndpointSet {
   unavailable(): WireError {
     let last = this.#lastError;
     for (const u of this.#members.values()) {
-      if (u.state === "connecting") last ||= `${u.label} unreachable`;
+      if (u.state === "connecting") {
+        last ||= u.lastError ? `upstream ${u.label}: ${u.lastError}` : `${u.label} unreachable`;
+      }
     }
     return {
       code: ErrorCode.NO_UPSTREAMS,
@@ -333,7 +360,7 @@ export class UpstreamSet implements EndpointSet {
     const statics = new Map<string, Extract<UpstreamSpec, { kind: "static" }>>();
     const discovered = new Map<string, Exclude<UpstreamSpec, { kind: "static" }>>();
     for (const spec of specs) {
-      if (spec.kind === "static") statics.set(formatAddress(spec.address), spec);
+      if (spec.kind === "static") statics.set(upstreamLabel(spec.address, spec.tls === true), spec);
       else discovered.set(spec.text, spec);
     }
     for (const u of [...this.#members.values()]) {
@@ -349,7 +376,7 @@ export class UpstreamSet implements EndpointSet {
         known.weight = spec.weight;
         continue;
       }
-      const u = this.#add(spec.address, spec.weight, "static");
+      const u = this.#add(spec.address, spec.weight, "static", this.#tls(spec.tls, undefined));
       added.push(label);
       log.info(`Upstream ${label} added by the configuration`);
       if (this.#started) void u.start();

@@ -6,6 +6,8 @@
  */
 
 import { type Address, formatAddress, parseAddress } from "../net/address.ts";
+import type { TlsClientFields } from "../net/tls.ts";
+import { openConnection } from "../client/open_connection.ts";
 import type { Runtime } from "../process/self_command.ts";
 import { LiveLine } from "./live_line.ts";
 import { LoadGenerator } from "./load_generator.ts";
@@ -15,7 +17,7 @@ import type { MixEntry } from "./request_mix.ts";
 import { WorkerKiller } from "./worker_killer.ts";
 
 /** Options of {@linkcode runLoadTest}. */
-export interface LoadTestOptions {
+export interface LoadTestOptions extends TlsClientFields {
   /** The server to load; when absent a proxy is started for the test. */
   target?: Address;
   /** Workers of the proxy started. @default {navigator.hardwareConcurrency} */
@@ -56,6 +58,11 @@ export interface LoadTestOptions {
    * `LatencyHistogram.percentileDistribution`).
    */
   hdrOut?: string;
+  /**
+   * Authenticate each connection with this token (`proxy.auth`) before its
+   * load; `tls`, `caCerts` and `serverName` say how to reach the target.
+   */
+  token?: string;
   /** Stops the load early (the report still comes). */
   signal?: AbortSignal;
   /** How to re-invoke this program for the proxy. @default {currentRuntime()} */
@@ -92,12 +99,29 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadReport>
       });
       target = parseAddress(proxy.address);
     }
+    // TLS and a token, when the target asks for them: the handshakes happen
+    // as connections open, before the load starts.
+    const { tls, caCerts, serverName, token } = options;
+    const secure = {
+      ...(tls ? { tls } : {}),
+      ...(caCerts ? { caCerts } : {}),
+      ...(serverName ? { serverName } : {}),
+      ...(token !== undefined ? { token } : {}),
+    };
+    const connect = tls || token !== undefined
+      ? (a: Address) => openConnection(a, { ...secure, timeout: 10_000 })
+      : undefined;
     if (options.chaosMs !== undefined) {
-      killer = await WorkerKiller.connect({ address: target, intervalMs: options.chaosMs });
+      killer = await WorkerKiller.connect({
+        address: target,
+        intervalMs: options.chaosMs,
+        client: secure,
+      });
     }
     const generator = new LoadGenerator({
       address: target,
       durationMs: options.durationMs,
+      ...(connect ? { connect } : {}),
       ...pick(options, [
         "warmupMs",
         "graceMs",

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { RpcClient } from "../client/rpc_client.ts";
+import { RpcClient, type RpcClientOptions } from "../client/rpc_client.ts";
 import { type Address, formatAddress } from "../net/address.ts";
 import { ProxyError } from "../protocol/mod.ts";
 
@@ -47,6 +47,8 @@ export interface WorkerKillerOptions {
   parentOf?: (pid: number) => Promise<number | null>;
   /** Milliseconds to wait for `proxy.stats`. @default {2000} */
   statsTimeout?: number;
+  /** How to reach the proxy when it asks for TLS or a token. */
+  client?: Pick<RpcClientOptions, "tls" | "caCerts" | "serverName" | "token">;
 }
 
 /**
@@ -101,7 +103,10 @@ export class WorkerKiller {
         `Cannot use --chaos on ${where}: its workers must run on this machine (loopback or unix: target)`,
       );
     }
-    const client = await RpcClient.connect(options.address, { connectTimeout: 5000 });
+    const client = await RpcClient.connect(options.address, {
+      ...options.client,
+      connectTimeout: 5000,
+    });
     const killer = new WorkerKiller(client, options);
     try {
       const stats = await killer.#stats();

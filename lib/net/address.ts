@@ -6,6 +6,7 @@
 
 import { ErrorCode, ProxyError } from "../protocol/errors.ts";
 import { connectNode } from "./node_conn.ts";
+import { connectTls, type TlsClientOptions } from "./tls.ts";
 
 /** A TCP or Unix socket address. */
 export type Address =
@@ -122,7 +123,8 @@ export async function acceptEach(
       await new Promise((r) => setTimeout(r, 10));
       continue;
     }
-    if (conn.localAddr.transport === "tcp") {
+    // A TLS connection has no setNoDelay (its handshake comes later).
+    if (conn.localAddr.transport === "tcp" && "setNoDelay" in conn) {
       try {
         (conn as Deno.TcpConn).setNoDelay(true);
       } catch {
@@ -139,13 +141,17 @@ export interface ConnectWithinOptions {
   timeout?: number;
   /** Aborts connecting. */
   signal?: AbortSignal;
+  /** Speak TLS (TCP addresses only): the handshake is part of connecting. */
+  tls?: TlsClientOptions;
 }
 
 /**
  * Connects to `address`, giving up after `timeout` or when `signal` aborts; a
- * connection that arrives too late is closed.
+ * connection that arrives too late is closed. With `tls`, the handshake
+ * completes (within the same time) before it resolves.
  *
- * @throws {ProxyError} `CONNECT_FAILED` (the OS error as cause), `TIMEOUT` or `ABORTED`.
+ * @throws {ProxyError} `CONNECT_FAILED` (the OS error as cause), `TLS_FAILED`, `TIMEOUT` or `ABORTED`.
+ * @throws {TypeError} For `tls` with a Unix socket address.
  */
 export async function connectWithin(
   address: string | Address,
@@ -154,7 +160,15 @@ export async function connectWithin(
   const addr = typeof address === "string" ? parseAddress(address) : address;
   const timeout = options.timeout ?? 0;
   const where = addr.transport === "unix" ? addr.path : `${addr.hostname}:${addr.port}`;
-  const attempt = connect(addr);
+  const tls = options.tls;
+  if (tls && addr.transport !== "tcp") {
+    throw new TypeError(`Cannot connect to ${where} with TLS: not a TCP address`);
+  }
+  // Aborted when the attempt loses the race, so a TLS handshake in flight ends too.
+  const giveUp = new AbortController();
+  const attempt: Promise<Deno.Conn> = tls && addr.transport === "tcp"
+    ? connectTls(addr, { ...tls, signal: giveUp.signal })
+    : connect(addr);
   let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
   const lost = new Promise<never>((_, reject) => {
@@ -178,7 +192,15 @@ export async function connectWithin(
   try {
     return await Promise.race([attempt, lost]);
   } catch (err) {
+    giveUp.abort();
     attempt.then((conn) => conn.close(), () => {}); // a connection that lost the race
+    // connectTls's own errors, in the words of a plain connection's.
+    if (
+      err instanceof ProxyError && err.cause !== undefined &&
+      (err.code === ErrorCode.TLS_FAILED || err.code === ErrorCode.CONNECT_FAILED)
+    ) {
+      throw new ProxyError(err.code, `Cannot connect to ${where}: ${err.message}`, { cause: err });
+    }
     if (err instanceof ProxyError) throw err;
     const reason = err instanceof Error ? err.message : String(err);
     throw new ProxyError(ErrorCode.CONNECT_FAILED, `Cannot connect to ${where}: ${reason}`, {

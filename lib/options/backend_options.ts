@@ -19,6 +19,7 @@ import {
   writeBufferLimit,
 } from "./common_options.ts";
 import {
+  OptionError,
   type OptionTable,
   repeatOption,
   resolveOptions,
@@ -35,6 +36,12 @@ export const BACKEND_OPTIONS: OptionTable = [
     defaultText: "$PROXY_WORKER_SOCKET",
   }),
   stringOption({ name: "listen", arg: "host:port", help: "TCP address to listen on instead" }),
+  stringOption({
+    name: "tls-cert",
+    arg: "file",
+    help: "with --listen: serve over TLS with this certificate chain (PEM; needs --tls-key)",
+  }),
+  stringOption({ name: "tls-key", arg: "file", help: "the private key of --tls-cert (PEM)" }),
   repeatOption({
     name: "handler",
     arg: "module",
@@ -70,6 +77,12 @@ export interface BackendSettings extends LogSettings {
   socket: string | undefined;
   /** `--listen`: TCP address to listen on instead. */
   listen: string | undefined;
+  /**
+   * `--tls-cert`: with --listen: serve over TLS with this certificate chain (PEM; needs --tls-key).
+   */
+  tlsCert: string | undefined;
+  /** `--tls-key`: the private key of --tls-cert (PEM). */
+  tlsKey: string | undefined;
   /** `--handler`: module whose exported functions become methods (repeatable). */
   handler: string[];
   /**
@@ -126,5 +139,11 @@ export interface BackendSettings extends LogSettings {
  * @throws {OptionError} For a value out of range.
  */
 export function resolveBackendSettings(given: Partial<BackendSettings>): BackendSettings {
-  return resolveOptions(BACKEND_OPTIONS, given) as unknown as BackendSettings;
+  const o = resolveOptions(BACKEND_OPTIONS, given) as unknown as BackendSettings;
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+    throw o.tlsCert === undefined
+      ? new OptionError("--tls-key", "needs --tls-cert too (both or neither)")
+      : new OptionError("--tls-cert", "needs --tls-key too (both or neither)");
+  }
+  return o;
 }

@@ -8,7 +8,14 @@ import { DEFAULT_MAX_DEPTH } from "../protocol/encode.ts";
 import { MAX_ENVELOPE_HEAD } from "../protocol/envelope.ts";
 import { ERROR_FORMATS, type ErrorFormat } from "../protocol/message.ts";
 import { LOG_LEVELS, type LogLevel } from "../log.ts";
-import { choiceOption, durationOption, intOption, sizeOption } from "./option.ts";
+import {
+  choiceOption,
+  durationOption,
+  intOption,
+  sizeOption,
+  stringOption,
+  switchOption,
+} from "./option.ts";
 
 /** The largest size a MessagePack length can state: 4 GiB - 1. */
 export const MAX_MESSAGE_SIZE_LIMIT = 2 ** 32 - 1;
@@ -107,4 +114,24 @@ export const maxConnections = intOption({
   default: 10_000,
   min: 1,
   max: 1_000_000,
+});
+
+/** `client` and `test --tls`: connect with TLS. */
+export const clientTls = switchOption({
+  name: "tls",
+  help: "connect with TLS; the server's certificate must be for HOST and signed by a trusted CA",
+});
+
+/** `client` and `test --ca`: a CA to trust. */
+export const clientCa = stringOption({
+  name: "ca",
+  arg: "file",
+  help: "trust the CA certificates of this PEM file besides the default roots (implies --tls)",
+});
+
+/** `client` and `test --auth-token-file`: the token sent. */
+export const clientAuthTokenFile = stringOption({
+  name: "auth-token-file",
+  arg: "file",
+  help: "authenticate with the first token of this file (proxy.auth, before anything else)",
 });

@@ -74,6 +74,34 @@ export const SERVE_OPTIONS: OptionTable = [
     min: 0,
     max: 65535,
   }),
+  stringOption({
+    name: "tls-cert",
+    arg: "file",
+    help: "serve clients over TLS with this certificate chain (PEM; needs --tls-key)",
+  }),
+  stringOption({
+    name: "tls-key",
+    arg: "file",
+    help: "the private key of --tls-cert (PEM)",
+  }),
+  stringOption({
+    name: "auth-token-file",
+    arg: "file",
+    help:
+      "clients must first call proxy.auth with a token of this file (one a line); SIGHUP reads it again",
+  }),
+  durationOption({
+    name: "auth-timeout",
+    help:
+      "with --auth-token-file: close a connection not authenticated this long after its first byte",
+    default: 10_000,
+    min: 1,
+  }),
+  switchOption({
+    name: "legacy-unauthenticated",
+    help:
+      "with --auth-token-file: still serve legacy-protocol clients (they cannot authenticate; refused otherwise)",
+  }),
   choiceOption<PoolMode>({
     name: "pool",
     help: "how the pool sizes itself: static, dynamic, ondemand or dedicated",
@@ -146,8 +174,14 @@ export const SERVE_OPTIONS: OptionTable = [
     name: "upstream",
     arg: "where",
     help:
-      "a remote server: tcp:HOST:PORT, unix:/path, dns:NAME:PORT or srv:_svc._tcp.NAME, with ,weight=N (repeatable)",
+      "a server: tcp:HOST:PORT, tls:HOST:PORT, unix:/path, dns[+tls]:NAME:PORT, srv[+tls]:_svc._tcp.NAME, ,weight=N",
     validate: (text) => void parseUpstreamSpec(text),
+  }),
+  stringOption({
+    name: "upstream-ca",
+    arg: "file",
+    help:
+      "CA certificates (PEM) that sign the TLS upstreams' certificates (default: the usual roots)",
   }),
   choiceOption<BalanceStrategy>({
     name: "balance",
@@ -464,6 +498,25 @@ export interface ServeSettings extends LogSettings, WorkerPermissionSettings {
   host: string;
   /** `--port`: TCP port (0 picks a free one). Default: `8080`. */
   port: number;
+  /** `--tls-cert`: serve clients over TLS with this certificate chain (PEM; needs --tls-key). */
+  tlsCert: string | undefined;
+  /** `--tls-key`: the private key of --tls-cert (PEM). */
+  tlsKey: string | undefined;
+  /**
+   * `--auth-token-file`: clients must first call proxy.auth with a token of this file (one a line);
+   * SIGHUP reads it again.
+   */
+  authTokenFile: string | undefined;
+  /**
+   * `--auth-timeout`: with --auth-token-file: close a connection not authenticated this long after
+   * its first byte. Default: `10s`.
+   */
+  authTimeout: number;
+  /**
+   * `--legacy-unauthenticated`: with --auth-token-file: still serve legacy-protocol clients (they
+   * cannot authenticate; refused otherwise). Default: `off`.
+   */
+  legacyUnauthenticated: boolean;
   /**
    * `--pool`: how the pool sizes itself: static, dynamic, ondemand or dedicated. Default: `static`.
    */
@@ -499,10 +552,15 @@ export interface ServeSettings extends LogSettings, WorkerPermissionSettings {
   /** `--handler`: handler module for the built-in workers (repeatable). */
   handler: string[];
   /**
-   * `--upstream`: a remote server: tcp:HOST:PORT, unix:/path, dns:NAME:PORT or srv:_svc._tcp.NAME,
-   * with ,weight=N (repeatable).
+   * `--upstream`: a server: tcp:HOST:PORT, tls:HOST:PORT, unix:/path, dns[+tls]:NAME:PORT,
+   * srv[+tls]:_svc._tcp.NAME, ,weight=N.
    */
   upstream: string[];
+  /**
+   * `--upstream-ca`: CA certificates (PEM) that sign the TLS upstreams' certificates (default: the
+   * usual roots).
+   */
+  upstreamCa: string | undefined;
   /**
    * `--balance`: per-request strategy: least-request, round-robin, hash (on --route-key) or ewma.
    * Default: `least-request`.
@@ -766,6 +824,17 @@ export function resolveServeSettings(given: Partial<ServeSettings>): ServeSettin
   }
   if (o.pool === "static" && o.workers === 0 && o.upstream.length === 0) {
     throw new OptionError("--workers", "0 workers and no --upstream: nowhere to send requests");
+  }
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) {
+    throw o.tlsCert === undefined
+      ? new OptionError("--tls-key", "needs --tls-cert too (both or neither)")
+      : new OptionError("--tls-cert", "needs --tls-key too (both or neither)");
+  }
+  if (o.upstreamCa !== undefined && !o.upstream.some((u) => parseUpstreamSpec(u).tls)) {
+    throw new OptionError(
+      "--upstream-ca",
+      "no upstream uses TLS (write tls:HOST:PORT, dns+tls: or srv+tls:)",
+    );
   }
   if (o.pool === "dedicated" && o.upstream.length > 0) {
     throw new OptionError(

@@ -60,6 +60,16 @@ export const ErrorCode = {
   FORBIDDEN: "FORBIDDEN",
   /** `proxy.reload`: the config file was refused (the running configuration stays). */
   CONFIG_REFUSED: "CONFIG_REFUSED",
+  /**
+   * The proxy wants a token (`--auth-token-file`): the first message was not
+   * `proxy.auth`, or its token is not one of those accepted. The connection closes.
+   */
+  UNAUTHENTICATED: "UNAUTHENTICATED",
+  /**
+   * A TLS handshake failed: the peer's certificate is not trusted or not for
+   * its name, or the peer does not speak TLS (client side and upstreams).
+   */
+  TLS_FAILED: "TLS_FAILED",
   /** The connection closed before the answer arrived (client side). */
   CONNECTION_CLOSED: "CONNECTION_CLOSED",
   /** The connection could not be established (client side). */

@@ -12,3 +12,4 @@ export * from "./encode.ts";
 export * from "./decode.ts";
 export * from "./values.ts";
 export * from "./route_key.ts";
+export * from "./auth.ts";

@@ -6,14 +6,19 @@
  */
 
 import { FrameConnection } from "../net/frame_connection.ts";
+import type { TokenVerifier } from "../auth/token_set.ts";
 import {
+  AUTH_METHOD,
   createEnvelope,
+  decodeValue,
   encodeError,
+  encodeResult,
   ErrorCode,
   type ErrorFormat,
   type InvalidMessageError,
   NOTIFICATION,
   peekRequestMsgid,
+  readAuthToken,
   readEnvelope,
   readRouteKey,
   REQUEST,
@@ -37,6 +42,22 @@ export interface SessionDispatch {
   notify(requester: Requester, method: string, frame: Uint8Array, key?: string): void;
   /** Drops what a requester that went away still has queued or in flight. */
   forget(requester: Requester): void;
+}
+
+/** Why a connection failed to authenticate. */
+export type AuthFailure = "token" | "order" | "timeout";
+
+/** Token authentication, when the proxy asks for it. */
+export interface SessionAuth {
+  /** The tokens accepted. */
+  tokens: TokenVerifier;
+  /** Milliseconds a connection may take to authenticate. */
+  timeoutMs: number;
+  /**
+   * A connection failed: a token not accepted, another message first
+   * (`order`), or no `proxy.auth` in time.
+   */
+  onFailure(why: AuthFailure): void;
 }
 
 /** What the server gives each session. */
@@ -63,6 +84,8 @@ export interface SessionContext {
   maxMessageSize: number;
   /** Output held for the client above which it stops being read. */
   writeBufferLimit: number;
+  /** When given, the first message must be `proxy.auth` with an accepted token. */
+  auth?: SessionAuth | undefined;
 }
 
 /** Method names starting with this are answered by the proxy, never forwarded. */
@@ -85,6 +108,8 @@ export class ClientSession implements Requester {
   #owed = 0; // answers still to send
   #eof = false;
   #waitingForFlush = false;
+  #authenticated: boolean;
+  #authTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @param id Connection number.
@@ -107,9 +132,20 @@ export class ClientSession implements Requester {
         }
       },
       onEof: () => this.#onEof(),
-      onClose: () => context.dispatch.forget(this),
+      onClose: () => {
+        clearTimeout(this.#authTimer);
+        context.dispatch.forget(this);
+      },
     });
     this.#conn.setBusyCheck(() => this.#owed > 0);
+    const auth = context.auth;
+    this.#authenticated = auth === undefined;
+    if (auth) {
+      this.#authTimer = setTimeout(() => {
+        auth.onFailure("timeout");
+        this.#conn.close();
+      }, auth.timeoutMs);
+    }
   }
 
   /** The connection (for the server's bookkeeping and time limits). */
@@ -146,6 +182,10 @@ export class ClientSession implements Requester {
       return;
     }
     const { type, msgid, method } = envelope;
+    if (!this.#authenticated || (type === REQUEST && method === AUTH_METHOD)) {
+      this.#authenticate(frame);
+      return;
+    }
     if (type === REQUEST) {
       this.#owed++;
       if (this.#owed >= context.maxInFlight) this.#updatePause();
@@ -160,13 +200,63 @@ export class ClientSession implements Requester {
         const key = readRouteKey(frame, envelope.body, context.routePath);
         context.dispatch.submit(this, msgid, method, frame, envelope.tail, key);
       } else context.dispatch.submit(this, msgid, method, frame, envelope.tail);
-    } else if (type === NOTIFICATION && !context.draining()) {
+    } else if (type === NOTIFICATION && method !== AUTH_METHOD && !context.draining()) {
+      // (proxy.auth as a notification is dropped: a token never reaches a worker.)
       const key = context.routePath
         ? readRouteKey(frame, envelope.body, context.routePath)
         : undefined;
       context.dispatch.notify(this, method, frame, key);
     }
     // A response from a client answers nothing of ours: ignored.
+  }
+
+  // The first message must be proxy.auth with an accepted token; anything
+  // else is refused and the connection closes once the refusal is out, so
+  // nothing of an unauthenticated client is ever forwarded.
+  #authenticate(frame: Uint8Array): void {
+    const { type, msgid, method } = envelope;
+    const auth = this.#context.auth;
+    if (type !== REQUEST) {
+      // A notification (or a response) first: nothing to answer.
+      auth?.onFailure("order");
+      this.#conn.close();
+      return;
+    }
+    this.#owed++;
+    if (method !== AUTH_METHOD) {
+      auth?.onFailure("order");
+      this.#refuse(
+        msgid,
+        `Cannot call ${method}: authenticate first (${AUTH_METHOD} with a token)`,
+      );
+      return;
+    }
+    // Without auth, proxy.auth succeeds: clients can get their token before
+    // the proxy starts asking for it.
+    if (!auth) {
+      this.reply(encodeResult(msgid, true));
+      return;
+    }
+    let token: Uint8Array | null = null;
+    try {
+      token = readAuthToken(decodeValue(frame, { start: envelope.body, maxDepth: 4 }));
+    } catch {
+      // params that do not decode hold no token
+    }
+    if (token === null || !auth.tokens.verify(token)) {
+      auth.onFailure("token");
+      this.#refuse(msgid, "Cannot authenticate: the token is not accepted");
+      return;
+    }
+    this.#authenticated = true;
+    clearTimeout(this.#authTimer);
+    this.reply(encodeResult(msgid, true));
+  }
+
+  // Answers UNAUTHENTICATED, then closes (reading stops at once).
+  #refuse(msgid: number, message: string): void {
+    this.#onEof();
+    this.fail(msgid, { code: ErrorCode.UNAUTHENTICATED, message });
   }
 
   /** Sends a worker's response under the client's msgid. */

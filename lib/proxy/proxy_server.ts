@@ -1,8 +1,9 @@
 /**
- * The front of the proxy: accepts clients, tells their protocol by the first
- * byte (MessagePack-RPC or the legacy protocol, both adapters over one
- * framed-connection core), hands each request to the dispatcher, and answers
- * `proxy.*` methods itself.
+ * The front of the proxy: accepts clients (over TLS when given a
+ * certificate), tells their protocol by the first byte (MessagePack-RPC or
+ * the legacy protocol, both adapters over one framed-connection core), asks
+ * for a token first when given some, hands each request to the dispatcher,
+ * and answers `proxy.*` methods itself.
  *
  * @module
  */
@@ -15,6 +16,9 @@ import {
   listenerAddress,
 } from "../net/address.ts";
 import { ConnectionSweeper, type Sweepable } from "../net/connection_sweeper.ts";
+import { listenTls, type TlsServerCert } from "../net/tls.ts";
+import type { TlsSocketConn } from "../net/tls_conn.ts";
+import type { TokenVerifier } from "../auth/token_set.ts";
 import {
   DEFAULT_MAX_MESSAGE_SIZE,
   encodeResult,
@@ -26,7 +30,7 @@ import {
 import { parseRoutePath } from "../protocol/route_key.ts";
 import type { Dispatcher, DispatchStats } from "../dispatch/dispatcher.ts";
 import { getLogger } from "../log.ts";
-import { ClientSession, type SessionContext } from "./client_session.ts";
+import { ClientSession, type SessionAuth, type SessionContext } from "./client_session.ts";
 
 export { PROXY_METHOD_PREFIX } from "./client_session.ts";
 
@@ -72,6 +76,25 @@ export interface ProxyServerOptions {
   address: Address;
   /** Where requests go. */
   pool: Dispatcher;
+  /**
+   * Serve clients over TLS with this certificate (TCP addresses only). The
+   * handshake must complete within `firstByteTimeout`, before the protocol
+   * is told by the first byte.
+   */
+  tls?: TlsServerCert;
+  /**
+   * Ask every client for a token: its first message must be `proxy.auth`
+   * with one `auth` accepts, else it is answered `UNAUTHENTICATED` and closed.
+   */
+  auth?: TokenVerifier;
+  /** Milliseconds a client may take to authenticate, from its first byte. @default {10000} */
+  authTimeout?: number;
+  /**
+   * With `auth`: serve legacy-protocol clients anyway (they have no way to
+   * authenticate); otherwise they are closed at once.
+   * @default {false}
+   */
+  legacyUnauthenticated?: boolean;
   /**
    * Read each request's routing key (`routeKey`) for the dispatcher: needed
    * by `dedicated` workers and `--balance hash`.
@@ -137,6 +160,14 @@ export interface ProxyStats extends DispatchStats {
     refused: number;
     message_timeouts: number;
     idle_timeouts: number;
+    /** TLS handshakes that failed or did not finish within the first-byte timeout. */
+    tls_failures: number;
+    /** Connections refused `UNAUTHENTICATED` (a token not accepted, or another message first). */
+    auth_failures: number;
+    /** Connections closed for not authenticating within the auth timeout. */
+    auth_timeouts: number;
+    /** Legacy-protocol connections closed because authentication is on. */
+    legacy_refused: number;
   };
   /** Bytes from and to clients. */
   bytes: { received: number; sent: number };
@@ -161,6 +192,10 @@ export class ProxyServer {
   #idleTimeouts = 0;
   #bytesReceived = 0; // by connections closed; open ones are added when read
   #bytesSent = 0;
+  #tlsFailures = 0;
+  #authFailures = 0;
+  #authTimeouts = 0;
+  #legacyRefused = 0;
   #closedSinceGc = 0;
   #gcTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #started = performance.now();
@@ -172,6 +207,11 @@ export class ProxyServer {
     this.#options = options;
     this.#pool = options.pool;
     const routePath = parseRoutePath(options.routeKey ?? "user_id");
+    const auth: SessionAuth | undefined = options.auth && {
+      tokens: options.auth,
+      timeoutMs: options.authTimeout ?? 10_000,
+      onFailure: (why) => why === "timeout" ? this.#authTimeouts++ : this.#authFailures++,
+    };
     this.#sessionContext = {
       dispatch: options.pool,
       draining: () => this.#draining,
@@ -181,6 +221,7 @@ export class ProxyServer {
       maxInFlight: options.maxInFlightPerConnection ?? 1024,
       maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
       writeBufferLimit: options.writeBufferLimit ?? 4 * 1024 * 1024,
+      auth,
     };
     this.#sweeper = new ConnectionSweeper({
       limits: {
@@ -200,9 +241,16 @@ export class ProxyServer {
    *
    * @returns The bound address.
    * @throws {Deno.errors.AddrInUse} When the address is taken.
+   * @throws {Error} When the TLS certificate or key is unusable.
    */
-  bind(): Address {
-    this.#listener = listen(this.#options.address);
+  async bind(): Promise<Address> {
+    const { address, tls } = this.#options;
+    if (tls && address.transport !== "tcp") {
+      throw new TypeError(`Cannot listen with TLS on ${formatAddress(address)}: not TCP`);
+    }
+    this.#listener = tls && address.transport === "tcp"
+      ? await listenTls(address, tls)
+      : listen(address);
     return listenerAddress(this.#listener);
   }
 
@@ -239,11 +287,14 @@ export class ProxyServer {
     this.#sniffing.add(raw);
     this.#total++;
     const first = new Uint8Array(1024);
-    // A client that connects and says nothing is dropped after a while.
+    // A client that connects and says nothing (or never completes its TLS
+    // handshake) is dropped after a while.
     const timer = setTimeout(() => closeQuietly(raw), this.#options.firstByteTimeout ?? 10_000);
-    let n: number | null;
+    let n: number | null = null;
     try {
-      n = await raw.read(first);
+      if (!this.#options.tls || await this.#handshake(raw as TlsSocketConn)) {
+        n = await raw.read(first);
+      }
     } catch {
       n = null;
     } finally {
@@ -260,6 +311,13 @@ export class ProxyServer {
     const legacy = this.#options.legacyHandler;
     let served: ServedConnection;
     if (legacy && initial[0] === LEGACY_TAG[0]) {
+      // The legacy protocol has no way to send a token.
+      if (this.#options.auth && !this.#options.legacyUnauthenticated) {
+        this.#legacyRefused++;
+        log.debug("Refused a legacy-protocol connection: authentication is on");
+        closeQuietly(raw);
+        return;
+      }
       served = legacy(raw, initial, {
         pool: this.#pool,
         draining: () => this.#draining,
@@ -281,6 +339,22 @@ export class ProxyServer {
       this.#sweeper.delete(served.connection);
       this.#afterClose();
     });
+  }
+
+  // A failed handshake concerns that client only: counted, logged at debug
+  // (scanners make many), and its connection closed.
+  async #handshake(raw: TlsSocketConn): Promise<boolean> {
+    try {
+      await raw.handshake();
+      return true;
+    } catch (err) {
+      this.#tlsFailures++;
+      const peer = raw.remoteAddr;
+      log.debug(
+        `TLS handshake with ${peer.hostname}:${peer.port} failed: ${(err as Error).message}`,
+      );
+      return false;
+    }
   }
 
   // Thousands of connections gone leave their memory to a major GC that an
@@ -357,6 +431,10 @@ export class ProxyServer {
         refused: this.#refused,
         message_timeouts: this.#messageTimeouts,
         idle_timeouts: this.#idleTimeouts,
+        tls_failures: this.#tlsFailures,
+        auth_failures: this.#authFailures,
+        auth_timeouts: this.#authTimeouts,
+        legacy_refused: this.#legacyRefused,
       },
       bytes: { received, sent },
       ...this.#pool.stats(),

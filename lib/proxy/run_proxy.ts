@@ -10,6 +10,9 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { watchParent } from "../backend/run_backend.ts";
 import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
+import { readCaCerts, readServerCert } from "../net/tls.ts";
+import { TokenSet } from "../auth/token_set.ts";
+import { OptionError } from "../options/option.ts";
 import { MAX_ENVELOPE_HEAD } from "../protocol/envelope.ts";
 import { ErrorCode, ProxyError } from "../protocol/errors.ts";
 import {
@@ -21,7 +24,6 @@ import { assembleDispatcher, type DispatcherParts } from "../dispatch/create_dis
 import { combineObservers, type RequestObserver } from "../dispatch/observer.ts";
 import { parseUpstreamSpec } from "../dispatch/upstream_spec.ts";
 import { AdminServer, type ReloadReport } from "../admin/admin_server.ts";
-import { TokenSet } from "../admin/token_set.ts";
 import { renderMetrics } from "../metrics/proxy_metrics.ts";
 import { RequestMetrics } from "../metrics/request_metrics.ts";
 import { connectionsWithin, readOpenFileLimit } from "../process/fd_limit.ts";
@@ -33,6 +35,9 @@ import { AccessLog } from "./access_log.ts";
 import { serveLegacy } from "./legacy_session.ts";
 import { ProxyServer } from "./proxy_server.ts";
 import { planReload } from "./reload_plan.ts";
+import { exposureWarning, isLoopback } from "./exposure.ts";
+
+export { isLoopback } from "./exposure.ts";
 
 /** Options of {@linkcode runProxy}: any `proxy serve` option (see `SERVE_OPTIONS`), and hooks. */
 export interface RunProxyOptions extends Partial<ServeSettings> {
@@ -47,11 +52,6 @@ export interface RunProxyOptions extends Partial<ServeSettings> {
   onReconfigure?: (settings: ServeSettings) => void | Promise<void>;
   /** Stops the proxy as SIGTERM would. */
   signal?: AbortSignal;
-}
-
-/** Addresses that only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }
 
 /**
@@ -120,13 +120,21 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   const log = getLogger(["proxy"]);
   const { onListening, onAdminListening, onReconfigure, signal, ...given } = options;
   let s = await loadServeSettings(given);
+  // Files named by flags are read before anything starts, so a bad one is
+  // reported at once, by name.
+  const tls = s.tlsCert === undefined ? undefined : await readServerCert(s.tlsCert, s.tlsKey!);
+  const tokens = s.authTokenFile === undefined ? undefined : await TokenSet.load(s.authTokenFile);
+  const upstreamCaCerts = s.upstreamCa === undefined
+    ? undefined
+    : await readCaCerts(s.upstreamCa, "--upstream-ca");
   // Directories left by proxies killed with SIGKILL (their lock is free).
   for (const dir of await removeStaleSocketDirs()) {
     log.info(`Removed a stale socket directory: ${dir}`);
   }
   const maxConnections = await connectionLimit(s);
-  const adminTokens = new TokenSet();
-  if (s.adminTokenFile !== undefined) await adminTokens.load(s.adminTokenFile);
+  let adminTokens = s.adminTokenFile === undefined
+    ? undefined
+    : await TokenSet.load(s.adminTokenFile, "--admin-token-file");
   // A fresh private directory (0700): no other user can reach the workers.
   const socketDir = await createSocketDir();
   try {
@@ -137,6 +145,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     if (ignored) log.warn(ignored);
     const parts = assembleDispatcher({
       ...s,
+      ...(upstreamCaCerts ? { upstreamCaCerts } : {}),
       socketDir: socketDir.path,
       // Read at each spawn, so a reload's new worker settings reach new workers.
       commandLine: (socket) =>
@@ -195,11 +204,14 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
         );
         const before = s;
         s = Object.freeze({ ...next, ...kept }) as ServeSettings;
-        try {
-          if (s.adminTokenFile !== undefined) await adminTokens.load(s.adminTokenFile);
-          else await adminTokens.set([]);
-        } catch (err) {
-          log.error(`${(err as Error).message}; the admin tokens stay as they were`);
+        if (s.adminTokenFile !== adminTokens?.path) {
+          try {
+            adminTokens = s.adminTokenFile === undefined
+              ? undefined
+              : await TokenSet.load(s.adminTokenFile, "--admin-token-file");
+          } catch (err) {
+            log.error(`${(err as Error).message}; the admin tokens stay as they were`);
+          }
         }
         await applyPlan(parts, before, s, plan);
         if (plan.front.length > 0) {
@@ -211,12 +223,9 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
         if (restart.length > 0) {
           log.warn(`Changed, but applied only by a restart: ${restart.join(", ")}`);
         }
-      } else if (s.adminTokenFile !== undefined) {
-        // Without a config file, a reload still rotates the admin tokens.
-        await adminTokens.load(s.adminTokenFile).catch((err) =>
-          log.error(`${(err as Error).message}; the admin tokens stay as they were`)
-        );
       }
+      // Token files are read again at every reload: rotation needs no config change.
+      await Promise.all([tokens?.reload(), adminTokens?.reload()]);
       const { replaced, failed } = await pool.reload();
       return { ok: true, applied, restart_needed: restart, replaced, failed };
     };
@@ -224,6 +233,10 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     const server = new ProxyServer({
       address: { transport: "tcp", hostname: s.host, port: s.port },
       pool,
+      ...(tls ? { tls } : {}),
+      ...(tokens ? { auth: tokens } : {}),
+      authTimeout: s.authTimeout,
+      legacyUnauthenticated: s.legacyUnauthenticated,
       // Dedicated workers and hashing need each request's key.
       routed: s.pool === "dedicated" || s.balance === "hash",
       legacyHandler: serveLegacy,
@@ -246,16 +259,28 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     });
     let bound;
     try {
-      bound = server.bind();
+      bound = await server.bind();
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {
         throw new Error(`Cannot listen on ${s.host}:${s.port}: address already in use`, {
           cause: err,
         });
       }
+      if (tls) {
+        throw new OptionError(
+          "--tls-cert",
+          `cannot listen with ${s.tlsCert} and key ${s.tlsKey}: ${(err as Error).message}`,
+        );
+      }
       throw err;
     }
-    if (!isLoopback(s.host)) log.warn(`Listening on ${s.host}: reachable from other machines`);
+    const exposed = exposureWarning(s.host, {
+      tls: tls !== undefined,
+      auth: tokens !== undefined,
+      legacyUnauthenticated: s.legacyUnauthenticated,
+    });
+    if (exposed) log.warn(exposed);
+    else if (!isLoopback(s.host)) log.info(`Listening on ${s.host} with TLS and authentication`);
     const started = Date.now() / 1000;
     const admin = s.admin === undefined ? null : new AdminServer({
       address: parseAdminAddress(s.admin),
@@ -272,7 +297,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       },
       notReady: () => server.draining ? "draining" : pool.notReady(),
       reload: () => reload("POST /reload"),
-      tokens: adminTokens,
+      tokens: () => adminTokens,
     });
     let stop!: (why: string) => void;
     const stopped = new Promise<string>((resolve) => stop = resolve);
@@ -301,7 +326,10 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       }
       await pool.start();
       server.serve();
-      log.info(`Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${describe(s)}`);
+      const security = `${tls ? "; TLS" : ""}${tokens ? "; token authentication" : ""}`;
+      log.info(
+        `Proxy ${Deno.pid} listening on ${formatAddress(bound)} with ${describe(s)}${security}`,
+      );
       onListening?.(formatAddress(bound));
       const why = await stopped;
       log.info(`Proxy stopping (${why}): draining requests in flight`);
