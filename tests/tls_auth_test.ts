@@ -202,6 +202,28 @@ Deno.test("--auth-timeout closes a connection that does not authenticate in time
   assert.equal(await open.client.call("echo", [1]), 1);
 });
 
+Deno.test("before proxy.auth only --auth-max-message-size is read: a big first message is refused, big requests after it are fine", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(dir.join("tokens"), "right\n");
+  await using p = await startSecured(
+    ["--workers", "1", "--auth-token-file", dir.join("tokens"), "--auth-max-message-size", "1k"],
+    { token: "right" },
+  );
+  {
+    await using raw = await RawConnection.open(p.address);
+    // Announces 2 MB: refused from its header, before the proxy holds any of it.
+    await raw.write(encodeValue([0, 7, "proxy.auth", ["x".repeat(2_000_000)]]).subarray(0, 64));
+    const answer = await raw.receive(5000) as Response;
+    assert.equal(answer[1], 7);
+    assert.equal(answer[2]?.code, "MESSAGE_TOO_LARGE");
+    assert.match(answer[2]!.message, /limit of 1024 bytes/);
+    assert.equal(await raw.receive(5000), null, "closed");
+  }
+  // Authenticated, a client sends what --max-message-size allows.
+  const big = "y".repeat(1_000_000);
+  assert.equal(await p.client.call("echo", [big]), big);
+});
+
 Deno.test("token rotation by SIGHUP under load: the new token is accepted, the removed one refused, the load sees no error", async () => {
   await using dir = await tempDir();
   const tokens = dir.join("tokens");
@@ -317,6 +339,32 @@ Deno.test("a client that fails the TLS handshake or never makes one affects nobo
   } finally {
     silent.close();
   }
+});
+
+Deno.test("connections closed before their TLS handshake free their place at once, not after --first-byte-timeout", async () => {
+  const { dir, certs, caCerts } = await setUp();
+  await using _dir = dir;
+  await using p = await startSecured(
+    [
+      ...["--workers", "1", "--tls-cert", certs.cert, "--tls-key", certs.key],
+      ...["--first-byte-timeout", "60s", "--max-connections", "30"],
+    ],
+    { tls: true, caCerts },
+  );
+  // Connect and leave, again and again: no place may stay taken.
+  for (let i = 0; i < 40; i++) {
+    const c = await Deno.connect(splitHostPort(p.address));
+    c.close();
+  }
+  await eventually("every place back", async () => {
+    const s = await p.stats();
+    // (One that came before the proxy saw the last close may have been refused.)
+    return s.connections.open === 1 &&
+      s.connections.tls_failures + s.connections.refused === 40;
+  }, 5000);
+  const other = await RpcClient.connect(p.address, { tls: true, caCerts });
+  assert.equal(await other.call("echo", ["still room"]), "still room");
+  other.close();
 });
 
 Deno.test("tls: upstreams with --upstream-ca: used, checked and reconnected over TLS; one signed by another CA is not used and logged", async () => {

@@ -27,6 +27,8 @@ export interface StreamDecoder<F> {
   next(): F | null;
   /** The buffered start of the frame being received. */
   partial(): Uint8Array;
+  /** Changes the largest frame accepted (up to the one it was made with). */
+  setLimit?(limit: number): void;
 }
 
 /** Options of {@linkcode FrameConnection}. */
@@ -138,6 +140,11 @@ export class FrameConnection<F = Uint8Array> {
   /** Resolves when the connection has closed. */
   get done(): Promise<void> {
     return this.#done;
+  }
+
+  /** Changes the largest message accepted from now on (up to `maxMessageSize`). */
+  setMessageLimit(limit: number): void {
+    this.#decoder.setLimit?.(limit);
   }
 
   /** Bytes read so far. */

@@ -76,10 +76,14 @@ export class TlsSocketConn implements Deno.Conn<Deno.NetAddr> {
         tls.off(secureEvent, done);
         tls.off("error", fail);
         tls.off("close", closed);
+        tls.off("end", closed);
       };
       tls.once(secureEvent, done);
       tls.once("error", fail);
       tls.once("close", closed);
+      // A peer that leaves before its handshake is done (or before it starts
+      // one) never finishes it; Deno's node:tls then says "end", not "close".
+      tls.once("end", closed);
     });
     this.#handshake.then(() => this.#secure = true, () => {}); // failures show in reads too
     tls.on("data", (chunk: Uint8Array) => this.#onData(chunk));

@@ -97,6 +97,13 @@ export const SERVE_OPTIONS: OptionTable = [
     default: 10_000,
     min: 1,
   }),
+  sizeOption({
+    name: "auth-max-message-size",
+    help: "with --auth-token-file: largest message accepted before a connection has authenticated",
+    default: 16 * 1024,
+    min: 64,
+    max: 4 * 1024 * 1024,
+  }),
   switchOption({
     name: "legacy-unauthenticated",
     help:
@@ -512,6 +519,11 @@ export interface ServeSettings extends LogSettings, WorkerPermissionSettings {
    * its first byte. Default: `10s`.
    */
   authTimeout: number;
+  /**
+   * `--auth-max-message-size`: with --auth-token-file: largest message accepted before a connection
+   * has authenticated. Default: `16KiB`.
+   */
+  authMaxMessageSize: number;
   /**
    * `--legacy-unauthenticated`: with --auth-token-file: still serve legacy-protocol clients (they
    * cannot authenticate; refused otherwise). Default: `off`.

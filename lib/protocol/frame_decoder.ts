@@ -65,7 +65,8 @@ export class FrameDecoder {
   #pos = 0; // next header to scan; may lie beyond rb.end while skipping a payload
   #remaining = 0; // objects still to scan in the current message; 0 = none started
   #failed: ProxyError | null = null;
-  readonly #max: number;
+  #max: number;
+  readonly #capacityMax: number;
   readonly #readSize: number;
 
   /**
@@ -80,11 +81,26 @@ export class FrameDecoder {
     if (!Number.isSafeInteger(this.#max) || this.#max < 1) {
       throw new RangeError(`Cannot create decoder: maxMessageSize must be a positive integer`);
     }
+    this.#capacityMax = this.#max;
     this.#rb = new ReadBuffer(
       this.#readSize,
       this.#max + this.#readSize,
       (shift) => this.#pos -= shift,
     );
+  }
+
+  /**
+   * Changes the largest message accepted from now on, up to the
+   * `maxMessageSize` it was created with (e.g. a small one until a client
+   * has authenticated).
+   *
+   * @throws {RangeError} When `limit` is not from 1 to that size.
+   */
+  setLimit(limit: number): void {
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > this.#capacityMax) {
+      throw new RangeError(`Cannot set limit: expected 1 to ${this.#capacityMax}, got ${limit}`);
+    }
+    this.#max = limit;
   }
 
   /** Number of bytes buffered and not yet returned as messages. */

@@ -53,6 +53,8 @@ export interface SessionAuth {
   tokens: TokenVerifier;
   /** Milliseconds a connection may take to authenticate. */
   timeoutMs: number;
+  /** Largest message accepted before a connection has authenticated. */
+  maxMessageSize: number;
   /**
    * A connection failed: a token not accepted, another message first
    * (`order`), or no `proxy.auth` in time.
@@ -141,6 +143,8 @@ export class ClientSession implements Requester {
     const auth = context.auth;
     this.#authenticated = auth === undefined;
     if (auth) {
+      // A token is small: until it is in, nobody gets to make the proxy buffer megabytes.
+      this.#conn.setMessageLimit(Math.min(auth.maxMessageSize, context.maxMessageSize));
       this.#authTimer = setTimeout(() => {
         auth.onFailure("timeout");
         this.#conn.close();
@@ -250,6 +254,7 @@ export class ClientSession implements Requester {
     }
     this.#authenticated = true;
     clearTimeout(this.#authTimer);
+    this.#conn.setMessageLimit(this.#context.maxMessageSize);
     this.reply(encodeResult(msgid, true));
   }
 

@@ -87,6 +87,11 @@ export interface ProxyServerOptions {
    * with one `auth` accepts, else it is answered `UNAUTHENTICATED` and closed.
    */
   auth?: TokenVerifier;
+  /**
+   * With `auth`: the largest message accepted before a connection has
+   * authenticated (its `proxy.auth`). @default {16384}
+   */
+  authMaxMessageSize?: number;
   /** Milliseconds a client may take to authenticate, from its first byte. @default {10000} */
   authTimeout?: number;
   /**
@@ -210,6 +215,7 @@ export class ProxyServer {
     const auth: SessionAuth | undefined = options.auth && {
       tokens: options.auth,
       timeoutMs: options.authTimeout ?? 10_000,
+      maxMessageSize: options.authMaxMessageSize ?? 16 * 1024,
       onFailure: (why) => why === "timeout" ? this.#authTimeouts++ : this.#authFailures++,
     };
     this.#sessionContext = {

@@ -236,6 +236,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       ...(tls ? { tls } : {}),
       ...(tokens ? { auth: tokens } : {}),
       authTimeout: s.authTimeout,
+      authMaxMessageSize: s.authMaxMessageSize,
       legacyUnauthenticated: s.legacyUnauthenticated,
       // Dedicated workers and hashing need each request's key.
       routed: s.pool === "dedicated" || s.balance === "hash",
