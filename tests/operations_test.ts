@@ -264,6 +264,17 @@ Deno.test("the access log writes one line per sampled request; off, it writes no
     await on.waitForLine(
       /proxy·access: fail key=- via=worker 1 \(pid \d+\) code=ERROR latency_ms=/,
     );
+    // A client cannot forge log lines, nor write megabytes into the log.
+    const forged = "m0\n2026-11-25 19:00:00.000 +00:00 [FTL] proxy·proxy: FORGED";
+    await assert.rejects(client.call(forged));
+    await on.waitForLine(/proxy·access: m0\\x0a2026-11-25 19:00:00\.000 .* FORGED key=-/);
+    assert.ok(
+      !on.stderrLines.some((l) => l.startsWith("2026-11-25 19:00:00.000")),
+      "no forged line",
+    );
+    await assert.rejects(client.call("y".repeat(100_000)));
+    const long = await on.waitForLine(/proxy·access: y+\.\.\. key=-/);
+    assert.ok(long[0].length < 300, `one short line, got ${long[0].length} characters`);
   } finally {
     client.close();
   }
@@ -304,4 +315,28 @@ Deno.test("serve --config FILE --check: exit 0 for a good file, exit 2 naming fi
   assert.match(nowhere.stderr, /--workers: 0 workers and no --upstream/);
   const fixed = await runProgram(["serve", "--config", none, "--workers", "1", "--check"]);
   assert.equal(fixed.code, 0, fixed.stderr);
+});
+
+Deno.test("a reload whose log file cannot be opened is refused whole, and the proxy goes on logging where it did", async () => {
+  await using dir = await tempDir();
+  const config = `${dir.path}/proxy.toml`;
+  await Deno.writeTextFile(config, 'port = 0\nworkers = 1\nadmin = "127.0.0.1:0"\n');
+  const p = await serveWithAdmin(config);
+  await using _p = p.proc;
+  await Deno.writeTextFile(
+    config,
+    `port = 0\nworkers = 2\nadmin = "127.0.0.1:0"\nlog_file = "${dir.path}/no/such/dir/proxy.log"\n`,
+  );
+  const bad = await get(`${p.admin}/reload`, { method: "POST" });
+  assert.equal(bad.status, 400, bad.body);
+  assert.match(JSON.parse(bad.body).error, /no\/such\/dir\/proxy\.log/);
+  await p.proc.waitForLine(/Reload refused: .*no\/such\/dir/);
+  assert.equal((await status(p.admin)).workers.length, 1, "nothing of it applied");
+  // Logging is where it was: the next reload is on stderr, and applies.
+  await Deno.writeTextFile(config, 'port = 0\nworkers = 2\nadmin = "127.0.0.1:0"\n');
+  const from = p.proc.stderrLines.length;
+  const ok = await get(`${p.admin}/reload`, { method: "POST" });
+  assert.equal(ok.status, 200, ok.body);
+  assert.deepEqual(JSON.parse(ok.body).applied, ["--workers"]);
+  await p.proc.waitForLine(/Reload done/, { from });
 });

@@ -70,6 +70,7 @@ export class AdminServer {
   readonly #o: AdminServerOptions;
   #server: Deno.HttpServer<Deno.NetAddr | Deno.UnixAddr> | null = null;
   #closing: Promise<void> | null = null;
+  #unauthorized = 0;
 
   /** @param options Where to listen and what to serve. */
   constructor(options: AdminServerOptions) {
@@ -130,6 +131,7 @@ export class AdminServer {
             const auth = req.headers.get("authorization") ?? "";
             const m = /^Bearer\s+(.+)$/i.exec(auth);
             if (!m || !tokens.verify(new TextEncoder().encode(m[1]!.trim()))) {
+              this.#unauthorized++;
               return new Response("unauthorized: send Authorization: Bearer TOKEN\n", {
                 status: 401,
                 headers: { "www-authenticate": 'Bearer realm="proxy admin"' },
@@ -146,6 +148,11 @@ export class AdminServer {
       log.error(`Admin ${req.method} ${path} failed: ${(err as Error).stack ?? err}`);
       return text(`error: ${(err as Error).message}`, 500);
     }
+  }
+
+  /** Requests refused for want of a token. */
+  get unauthorized(): number {
+    return this.#unauthorized;
   }
 
   /** Stops listening and ends open requests. Idempotent. */

@@ -10,7 +10,7 @@ import type { ProxyStats } from "../proxy/proxy_server.ts";
 import { ExpositionWriter, type Labels } from "./prometheus.ts";
 import type { RequestMetrics } from "./request_metrics.ts";
 
-const WORKER_STATES = ["starting", "ready", "draining", "exited"] as const;
+const WORKER_STATES = ["starting", "ready", "draining", "restarting", "crash-loop"] as const;
 const UPSTREAM_STATES = ["healthy", "unhealthy", "ejected", "draining", "connecting"] as const;
 
 /** Process-level facts for the exposition. */
@@ -19,6 +19,8 @@ export interface ProcessInfo {
   version: string;
   /** When the process started, in seconds since the epoch. */
   startTimeSeconds: number;
+  /** Admin requests refused for want of a token. */
+  adminUnauthorized?: number;
 }
 
 /**
@@ -156,6 +158,25 @@ export function renderMetrics(
     [
       [{ limit: "message" }, c.message_timeouts],
       [{ limit: "idle" }, c.idle_timeouts],
+    ],
+  );
+  w.series(
+    "proxy_connections_rejected_total",
+    "counter",
+    "Client connections closed for failing TLS or authentication, or refused as legacy with auth on.",
+    [
+      [{ reason: "tls" }, c.tls_failures],
+      [{ reason: "auth" }, c.auth_failures],
+      [{ reason: "auth_timeout" }, c.auth_timeouts],
+      [{ reason: "legacy" }, c.legacy_refused],
+    ],
+  );
+  w.series(
+    "proxy_admin_unauthorized_total",
+    "counter",
+    "POST /reload refused for want of an admin token.",
+    [
+      [undefined, info.adminUnauthorized ?? 0],
     ],
   );
   w.series("proxy_received_bytes_total", "counter", "Bytes read from clients.", [

@@ -44,8 +44,8 @@ export class AccessLog implements RequestObserver {
   #write(call: Call, host: Host | null, code: string, now: number): void {
     if (this.#sample < 1 && this.#random() >= this.#sample) return;
     const record: AccessRecord = {
-      method: call.method,
-      key: call.key ?? null,
+      method: printable(call.method),
+      key: call.key === undefined ? null : printable(call.key),
       host: host === null ? null : hostName(host),
       code,
       latency_ms: call.arrivedAt > 0 ? Math.round((now - call.arrivedAt) * 1000) / 1000 : -1,
@@ -71,6 +71,18 @@ export class AccessLog implements RequestObserver {
   failed(call: Call, code: string, host: Host | null, now: number): void {
     this.#write(call, host, code, now);
   }
+}
+
+// A client's text as one short line: control characters escaped (no forged
+// log lines), at most MAX_FIELD characters (no log rotated away by one request).
+const MAX_FIELD = 100;
+function printable(text: string): string {
+  const short = text.length > MAX_FIELD ? `${text.slice(0, MAX_FIELD)}...` : text;
+  // deno-lint-ignore no-control-regex
+  return short.replace(
+    /[\x00-\x1f\x7f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }
 
 // LogTape reads `{name}` in a message as a placeholder; a client's method

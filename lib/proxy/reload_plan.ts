@@ -131,7 +131,11 @@ export function planReload(
   for (const key of Object.keys(after) as Key[]) {
     if (key === "config" || key === "check" || same(before[key], after[key])) continue;
     plan.changed.push(key);
-    if (DISPATCH_KEYS.includes(key)) plan.dispatch.push(key);
+    // Turning the admin token off is not a reload's to do: whoever can edit
+    // the file could then open the endpoint; it takes a restart.
+    if (key === "adminTokenFile" && after.adminTokenFile === undefined) {
+      plan.restart.push(flag(key));
+    } else if (DISPATCH_KEYS.includes(key)) plan.dispatch.push(key);
     else if (FRONT_KEYS.includes(key)) plan.front.push(key);
     else if (key === "upstream" && hasUpstreamSet) plan.upstreams = true;
     else if (hadWorkers && hasWorkers && before.pool === after.pool) {

@@ -203,7 +203,20 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
           plan.changed.filter((k) => restart.includes(flagOf(k))).map((k) => [k, s[k]]),
         );
         const before = s;
-        s = Object.freeze({ ...next, ...kept }) as ServeSettings;
+        const candidate = Object.freeze({ ...next, ...kept }) as ServeSettings;
+        // Logging first: a log file that cannot be opened refuses the whole
+        // reload, with the old logging back in place to say so.
+        if (plan.front.length > 0 && onReconfigure) {
+          try {
+            await onReconfigure(candidate);
+          } catch (err) {
+            const error = (err as Error).message;
+            await Promise.resolve(onReconfigure(before)).catch(() => {});
+            log.error(`Reload refused: ${error}; the running configuration stays`);
+            return { ok: false, error };
+          }
+        }
+        s = candidate;
         if (s.adminTokenFile !== adminTokens?.path) {
           try {
             adminTokens = s.adminTokenFile === undefined
@@ -214,10 +227,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
           }
         }
         await applyPlan(parts, before, s, plan);
-        if (plan.front.length > 0) {
-          observe(s);
-          await onReconfigure?.(s);
-        }
+        if (plan.front.length > 0) observe(s);
         applied = plan.changed.filter((k) => !restart.includes(flagOf(k))).map(flagOf);
         if (applied.length > 0) log.info(`Applied: ${applied.join(", ")}`);
         if (restart.length > 0) {
@@ -283,13 +293,14 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
     if (exposed) log.warn(exposed);
     else if (!isLoopback(s.host)) log.info(`Listening on ${s.host} with TLS and authentication`);
     const started = Date.now() / 1000;
-    const admin = s.admin === undefined ? null : new AdminServer({
+    const admin: AdminServer | null = s.admin === undefined ? null : new AdminServer({
       address: parseAdminAddress(s.admin),
       metrics: async () => {
         await pool.readMemory().catch(() => {});
         return renderMetrics(server.stats(), metrics!, {
           version: denoJson.version,
           startTimeSeconds: started,
+          adminUnauthorized: admin?.unauthorized ?? 0,
         });
       },
       status: async () => {
@@ -300,6 +311,15 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
       reload: () => reload("POST /reload"),
       tokens: () => adminTokens,
     });
+    if (admin) {
+      const where = parseAdminAddress(s.admin!);
+      if (where.transport === "tcp" && !isLoopback(where.hostname) && adminTokens === undefined) {
+        log.warn(
+          `INSECURE: the admin endpoint on ${s.admin} is reachable from other machines and anyone who reaches it ` +
+            "may POST /reload: add --admin-token-file, or listen on 127.0.0.1",
+        );
+      }
+    }
     let stop!: (why: string) => void;
     const stopped = new Promise<string>((resolve) => stop = resolve);
     // A bug in one request's path must not take every client down: log it
