@@ -11,6 +11,7 @@ import {
   type ServeSettings,
 } from "../lib/options/serve_options.ts";
 import { runProxy } from "../lib/proxy/run_proxy.ts";
+import { readServeFiles } from "../lib/proxy/serve_files.ts";
 import { addOptions, setUpLogging } from "./_options.ts";
 
 /** Builds the `serve` subcommand. */
@@ -40,6 +41,7 @@ Examples:
     // Flags and the config file, checked together before anything starts.
     const settings = await loadServeSettings(opts);
     if (settings.check) {
+      await readServeFiles(settings);
       console.log(`${settings.config ?? "options"}: OK`);
       return;
     }

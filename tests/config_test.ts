@@ -76,6 +76,13 @@ Deno.test("config errors name the file, the line and the key", () => {
     'proxy.toml:3: method_timeout.slow: expected a duration such as 500ms, 10s or 2m, got "forever"',
   );
   assert.match(configError("port = \n"), /^proxy\.toml:1: not valid TOML: /);
+  // Tables and dotted keys are named by their line too, and a table where a value belongs says so.
+  assert.equal(configError("port = 1\n[foo]\na = 1\n"), "proxy.toml:2: foo: no such option");
+  assert.equal(configError("port = 1\nfoo.bar = 1\n"), "proxy.toml:2: foo: no such option");
+  assert.equal(
+    configError("port = 1\n[workers]\na = 1\n"),
+    'proxy.toml:2: workers: expected an integer from 0 to 4096, got a table {"a":1}',
+  );
   // A file cannot name another file, nor ask for --check.
   assert.equal(configError('config = "other.toml"'), "proxy.toml:1: config: no such option");
   assert.equal(configError("check = true"), "proxy.toml:1: check: no such option");
@@ -112,6 +119,17 @@ Deno.test("flags win over the file, the file over the defaults", async () => {
   await assert.rejects(
     loadServeSettings({ config: `${dir.path}/missing.toml` }),
     /missing\.toml: cannot read/,
+  );
+  // A rule that ties options together names the file's line when the file broke it...
+  await Deno.writeTextFile(file, 'pool = "dynamic"\nmax_workers = 2\nmin_workers = 5\n');
+  await assert.rejects(
+    loadServeSettings({ config: file }),
+    (err: Error) => err.message === `${file}:3: min_workers: 5 is above --max-workers 2`,
+  );
+  // ...and the flag when a flag did.
+  await assert.rejects(
+    loadServeSettings({ config: file, minWorkers: 7 }),
+    (err: Error) => err.message === "--min-workers: 7 is above --max-workers 2",
   );
 });
 

@@ -312,9 +312,19 @@ Deno.test("serve --config FILE --check: exit 0 for a good file, exit 2 naming fi
   await Deno.writeTextFile(none, "workers = 0\n");
   const nowhere = await runProgram(["serve", "--config", none, "--check"]);
   assert.equal(nowhere.code, 2);
-  assert.match(nowhere.stderr, /--workers: 0 workers and no --upstream/);
+  assert.match(nowhere.stderr, /none\.toml:1: workers: 0 workers and no --upstream/);
   const fixed = await runProgram(["serve", "--config", none, "--workers", "1", "--check"]);
   assert.equal(fixed.code, 0, fixed.stderr);
+  // --check reads the files the options name, as serve would.
+  const files = `${dir.path}/files.toml`;
+  await Deno.writeTextFile(files, `auth_token_file = "${dir.path}/no-tokens"\n`);
+  const noTokens = await runProgram(["serve", "--config", files, "--check"]);
+  assert.equal(noTokens.code, 2);
+  assert.match(noTokens.stderr, /--auth-token-file: cannot read .*no-tokens/);
+  await Deno.writeTextFile(files, `handler = ["${dir.path}/missing_handler.ts"]\n`);
+  const noHandler = await runProgram(["serve", "--config", files, "--check"]);
+  assert.equal(noHandler.code, 2);
+  assert.match(noHandler.stderr, /--handler: cannot read .*missing_handler\.ts/);
 });
 
 Deno.test("a reload whose log file cannot be opened is refused whole, and the proxy goes on logging where it did", async () => {

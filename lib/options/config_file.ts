@@ -23,22 +23,23 @@ export class ConfigError extends OptionError {
   }
 }
 
-// The line a key is set on: `key =` at the start of a line, inside `table` when given.
+// The line a key is set on: `key =` at the start of a line (inside `table`
+// when given), or a `[key]` / `[key.sub]` header, or a dotted `key.sub =`.
 function lineOf(text: string, key: string, table?: string): number {
   const lines = text.split("\n");
+  const k = key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const assignment = new RegExp(`^"?${k}"?\\s*(=|\\.)`);
+  const header = new RegExp(`^\\[\\[?\\s*"?${k}"?\\s*(\\]|\\.)`);
   let inTable = table === undefined;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
-    const header = /^\[\s*([^\]]+?)\s*\]$/.exec(line);
-    if (header) {
-      inTable = header[1] === table;
+    const h = /^\[\[?\s*([^\]]+?)\s*\]\]?$/.exec(line);
+    if (h) {
+      if (table === undefined && header.test(line)) return i + 1;
+      inTable = h[1] === table;
       continue;
     }
-    if (
-      inTable && new RegExp(`^"?${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"?\\s*=`).test(line)
-    ) {
-      return i + 1;
-    }
+    if (inTable && assignment.test(line)) return i + 1;
   }
   return 0;
 }
@@ -87,7 +88,9 @@ export function parseConfig(
     } catch (err) {
       // A table's entry is named with its own line.
       const message = (err as Error).message.replace(/^--[a-z-]+: /, "");
-      if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      if (
+        value !== null && typeof value === "object" && !Array.isArray(value) && takesTables(option)
+      ) {
         const bad = Object.keys(value).find((k) => {
           try {
             option.check({ [k]: (value as Record<string, unknown>)[k] });
@@ -106,6 +109,16 @@ export function parseConfig(
   return out;
 }
 
+// True for an option whose value is a table (`[method_timeout]`).
+function takesTables(option: Option): boolean {
+  try {
+    option.check({});
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 // smol-toml gives null-prototype objects and bigints for big integers.
 function toPlain(value: unknown): unknown {
   if (typeof value === "bigint") return Number(value);
@@ -117,20 +130,32 @@ function toPlain(value: unknown): unknown {
   return value;
 }
 
+/** A config file read: its values, and where each was set. */
+export interface ConfigFile {
+  /** The values it sets, by option key (see {@linkcode parseConfig}). */
+  values: Record<string, unknown>;
+  /** `FILE:LINE: KEY` of the option with this key (`queueSize`), for messages. */
+  where(key: string): string;
+}
+
 /**
- * Reads and parses a config file.
+ * Reads and parses a config file, keeping where each value was set.
  *
  * @throws {ConfigError} When it cannot be read, is not TOML, or a value does not fit.
  */
-export async function readConfig(
-  path: string,
-  table: OptionTable,
-): Promise<Record<string, unknown>> {
+export async function readConfigFile(path: string, table: OptionTable): Promise<ConfigFile> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
     throw new ConfigError(path, `cannot read: ${(err as Error).message}`);
   }
-  return parseConfig(text, path, table);
+  const values = parseConfig(text, path, table);
+  return {
+    values,
+    where(key) {
+      const configKey = table.find((o) => o.key === key)?.configKey ?? key;
+      return `${path}:${lineOf(text, configKey)}: ${configKey}`;
+    },
+  };
 }

@@ -138,7 +138,15 @@ function checkInt(v: unknown, min: number, max: number): number {
 }
 
 function describe(v: unknown): string {
-  return typeof v === "string" ? JSON.stringify(v) : String(v);
+  if (typeof v === "string") return JSON.stringify(v);
+  if (v !== null && typeof v === "object") {
+    try {
+      return Array.isArray(v) ? JSON.stringify(v) : `a table ${JSON.stringify(v)}`;
+    } catch {
+      // a cycle: fall through
+    }
+  }
+  return String(v);
 }
 
 /** An integer within [min, max]. */

@@ -30,7 +30,7 @@ import { BALANCE_STRATEGIES, type BalanceStrategy } from "../dispatch/balancers/
 import { HEALTH_CHECKS, type HealthCheck } from "../dispatch/upstream.ts";
 import { parseUpstreamSpec } from "../dispatch/upstream_spec.ts";
 import { type Address, parseAddress } from "../net/address.ts";
-import { readConfig } from "./config_file.ts";
+import { ConfigError, readConfigFile } from "./config_file.ts";
 import {
   choiceOption,
   durationMapOption,
@@ -867,6 +867,17 @@ export function resolveServeSettings(given: Partial<ServeSettings>): ServeSettin
  */
 export async function loadServeSettings(given: Partial<ServeSettings>): Promise<ServeSettings> {
   const flags = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
-  const file = given.config === undefined ? {} : await readConfig(given.config, SERVE_OPTIONS);
-  return resolveServeSettings({ ...file, ...flags });
+  const file = given.config === undefined
+    ? undefined
+    : await readConfigFile(given.config, SERVE_OPTIONS);
+  try {
+    return resolveServeSettings({ ...file?.values, ...flags });
+  } catch (err) {
+    // A rule that ties options together, broken by a value from the file:
+    // named by its line there.
+    if (!(err instanceof OptionError) || file === undefined) throw err;
+    const option = SERVE_OPTIONS.find((o) => `--${o.name}` === err.flag);
+    if (!option || option.key in flags || !(option.key in file.values)) throw err;
+    throw new ConfigError(file.where(option.key), err.message.slice(err.flag.length + 2));
+  }
 }

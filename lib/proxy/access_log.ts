@@ -78,8 +78,8 @@ export class AccessLog implements RequestObserver {
 const MAX_FIELD = 100;
 function printable(text: string): string {
   const short = text.length > MAX_FIELD ? `${text.slice(0, MAX_FIELD)}...` : text;
-  // deno-lint-ignore no-control-regex
   return short.replace(
+    // deno-lint-ignore no-control-regex
     /[\x00-\x1f\x7f]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
   );

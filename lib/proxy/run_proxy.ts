@@ -10,7 +10,6 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { watchParent } from "../backend/run_backend.ts";
 import { getLogger } from "../log.ts";
 import { formatAddress } from "../net/address.ts";
-import { readCaCerts, readServerCert } from "../net/tls.ts";
 import { TokenSet } from "../auth/token_set.ts";
 import { OptionError } from "../options/option.ts";
 import { MAX_ENVELOPE_HEAD } from "../protocol/envelope.ts";
@@ -35,6 +34,7 @@ import { AccessLog } from "./access_log.ts";
 import { serveLegacy } from "./legacy_session.ts";
 import { ProxyServer } from "./proxy_server.ts";
 import { planReload } from "./reload_plan.ts";
+import { readServeFiles } from "./serve_files.ts";
 import { exposureWarning, isLoopback } from "./exposure.ts";
 
 export { isLoopback } from "./exposure.ts";
@@ -120,21 +120,14 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   const log = getLogger(["proxy"]);
   const { onListening, onAdminListening, onReconfigure, signal, ...given } = options;
   let s = await loadServeSettings(given);
-  // Files named by flags are read before anything starts, so a bad one is
-  // reported at once, by name.
-  const tls = s.tlsCert === undefined ? undefined : await readServerCert(s.tlsCert, s.tlsKey!);
-  const tokens = s.authTokenFile === undefined ? undefined : await TokenSet.load(s.authTokenFile);
-  const upstreamCaCerts = s.upstreamCa === undefined
-    ? undefined
-    : await readCaCerts(s.upstreamCa, "--upstream-ca");
+  const files = await readServeFiles(s);
+  const { tls, tokens, upstreamCaCerts } = files;
+  let adminTokens = files.adminTokens;
   // Directories left by proxies killed with SIGKILL (their lock is free).
   for (const dir of await removeStaleSocketDirs()) {
     log.info(`Removed a stale socket directory: ${dir}`);
   }
   const maxConnections = await connectionLimit(s);
-  let adminTokens = s.adminTokenFile === undefined
-    ? undefined
-    : await TokenSet.load(s.adminTokenFile, "--admin-token-file");
   // A fresh private directory (0700): no other user can reach the workers.
   const socketDir = await createSocketDir();
   try {
