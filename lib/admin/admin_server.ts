@@ -71,6 +71,8 @@ export class AdminServer {
   #server: Deno.HttpServer<Deno.NetAddr | Deno.UnixAddr> | null = null;
   #closing: Promise<void> | null = null;
   #unauthorized = 0;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #failures = 0;
 
   /** @param options Where to listen and what to serve. */
   constructor(options: AdminServerOptions) {
@@ -84,23 +86,62 @@ export class AdminServer {
    * @throws {Error} When the address is taken.
    */
   start(): string {
-    const a = this.#o.address;
+    this.#listen(this.#o.address);
+    const bound = this.#server!.addr;
+    const at = "path" in bound
+      ? `unix:${bound.path}`
+      : formatAddress({ transport: "tcp", hostname: bound.hostname, port: bound.port });
+    // A restart binds the same port, even when 0 was asked for.
+    const again: Address = "path" in bound
+      ? { transport: "unix", path: bound.path }
+      : { transport: "tcp", hostname: bound.hostname, port: bound.port };
+    this.#watch(again);
+    return at;
+  }
+
+  #listen(a: Address): void {
     const handler = (req: Request) => this.#handle(req);
     const onListen = () => {};
+    const onError = (err: unknown) => {
+      log.error(`Admin request failed: ${(err as Error).message ?? err}`);
+      return new Response("internal error\n", { status: 500 });
+    };
     try {
       this.#server = a.transport === "unix"
-        ? Deno.serve({ path: a.path, onListen, handler })
-        : Deno.serve({ hostname: a.hostname, port: a.port, onListen, handler });
+        ? Deno.serve({ path: a.path, onListen, onError, handler })
+        : Deno.serve({ hostname: a.hostname, port: a.port, onListen, onError, handler });
     } catch (err) {
       throw new Error(
         `Cannot listen on --admin ${formatAddress(a)}: ${(err as Error).message}`,
         { cause: err },
       );
     }
-    const bound = this.#server.addr;
-    return "path" in bound
-      ? `unix:${bound.path}`
-      : formatAddress({ transport: "tcp", hostname: bound.hostname, port: bound.port });
+  }
+
+  // The listener can die under us (out of file descriptors, say): then it is
+  // started again, with a growing pause, rather than gone for good.
+  #watch(a: Address): void {
+    const server = this.#server!;
+    server.finished.then(() => "closed", (err) => (err as Error).message).then((why) => {
+      if (this.#closing === null && this.#server === server) this.#restart(a, why);
+    });
+  }
+
+  #restart(a: Address, why: string): void {
+    this.#failures++;
+    const delay = Math.min(30_000, 250 * 2 ** Math.min(this.#failures, 7));
+    log.error(`Admin endpoint stopped (${why}); listening again in ${delay} ms`);
+    this.#restartTimer = setTimeout(() => {
+      if (this.#closing) return;
+      try {
+        this.#listen(a);
+      } catch (err) {
+        this.#restart(a, (err as Error).message);
+        return;
+      }
+      this.#watch(a);
+      log.info(`Admin endpoint listening again on ${formatAddress(a)}`);
+    }, delay);
   }
 
   async #handle(req: Request): Promise<Response> {
@@ -158,6 +199,7 @@ export class AdminServer {
   /** Stops listening and ends open requests. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      clearTimeout(this.#restartTimer);
       const server = this.#server;
       if (!server) return;
       await server.shutdown();
