@@ -607,7 +607,11 @@ export class Supervisor implements EndpointSet {
       } finally {
         this.#reloading = null;
       }
-      this.#log.info(`Reload done: ${replaced} workers replaced, ${failed} failed to start`);
+      this.#log.info(
+        `Reload done: ${replaced} worker${
+          replaced === 1 ? "" : "s"
+        } replaced, ${failed} failed to start`,
+      );
       return { replaced, failed };
     })();
     return this.#reloading;

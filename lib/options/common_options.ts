@@ -47,7 +47,7 @@ export const maxDepth = intOption({
   help: "deepest nesting of arrays and maps decoded (INVALID_PARAMS beyond)",
   default: DEFAULT_MAX_DEPTH,
   min: 1,
-  max: 100_000,
+  max: 5_000, // deeper, the recursive decoder would overflow the stack (about 9,000)
 });
 
 /** `--error-format`: how errors are written. */
