@@ -8,7 +8,14 @@
 import assert from "node:assert/strict";
 import { RpcClient } from "../lib/client/rpc_client.ts";
 import type { ProxyStats } from "../lib/proxy/proxy_server.ts";
-import { runProgram, spawnProgram, tempDir, waitListening } from "./helpers/process.ts";
+import {
+  programArgs,
+  runProgram,
+  spawnCommand,
+  spawnProgram,
+  tempDir,
+  waitListening,
+} from "./helpers/process.ts";
 import { eventually } from "./helpers/wait.ts";
 
 /** A proxy started with a config file and an admin endpoint. */
@@ -349,4 +356,49 @@ Deno.test("a reload whose log file cannot be opened is refused whole, and the pr
   assert.equal(ok.status, 200, ok.body);
   assert.deepEqual(JSON.parse(ok.body).applied, ["--workers"]);
   await p.proc.waitForLine(/Reload done/, { from });
+});
+
+Deno.test("the admin endpoint listens again after running out of file descriptors; the client port is not affected", async () => {
+  // A small open-file limit, so that half-sent admin requests exhaust it.
+  const deno = [
+    Deno.execPath(),
+    ...programArgs("serve", "--port", "0", "--workers", "1", "--admin", "127.0.0.1:0"),
+  ]
+    .map((w) => `'${w}'`).join(" ");
+  const proc = spawnCommand("sh", ["-c", `ulimit -n 128 && exec ${deno}`]);
+  await using _proc = proc;
+  const admin = (await proc.waitForLine(/Admin endpoint on (http:\/\/\S+?)\/? /))[1]!;
+  const address = await waitListening(proc);
+  const { hostname, port } = new URL(admin);
+  const held: Deno.Conn[] = [];
+  try {
+    // Each holds a descriptor with half a request; beyond the limit, accept fails.
+    for (let i = 0; i < 200; i++) {
+      try {
+        const c = await Deno.connect({ hostname, port: Number(port) });
+        await c.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\n"));
+        held.push(c);
+      } catch {
+        break; // refused: the listener is gone
+      }
+    }
+    await proc.waitForLine(/Admin endpoint stopped \(.*\); listening again in \d+ ms/);
+  } finally {
+    for (const c of held) c.close();
+  }
+  const back = await eventually("the admin endpoint back", async () => {
+    try {
+      const r = await fetch(`${admin}/healthz`);
+      return r.status === 200 ? await r.text() : undefined;
+    } catch {
+      return undefined;
+    }
+  }, 20_000);
+  assert.equal(back, "ok\n");
+  const client = await RpcClient.connect(address);
+  try {
+    assert.equal(await client.call("echo", ["fine"]), "fine");
+  } finally {
+    client.close();
+  }
 });
