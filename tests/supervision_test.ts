@@ -7,29 +7,12 @@ import assert from "node:assert/strict";
 import { RpcClient } from "../lib/client/rpc_client.ts";
 import type { ProxyStats } from "../lib/proxy/proxy_server.ts";
 import { errorOf, eventually } from "./helpers/wait.ts";
-import { spawnProgram, tempDir, waitListening } from "./helpers/process.ts";
+import { spawnProgram, tempDir } from "./helpers/process.ts";
+import { startProxy as startTestProxy, type TestProxy } from "./helpers/proxy.ts";
 
-async function startProxy(...args: string[]) {
-  const proc = spawnProgram([
-    "serve",
-    "--port",
-    "0",
-    "--test-methods",
-    "--control-methods",
-    ...args,
-  ]);
-  const address = await waitListening(proc);
-  const client = await RpcClient.connect(address);
-  return {
-    proc,
-    address,
-    client,
-    stats: async () => await client.call("proxy.stats") as ProxyStats,
-    async [Symbol.asyncDispose]() {
-      client.close();
-      await proc[Symbol.asyncDispose]();
-    },
-  };
+// Every proxy here serves the test and control methods.
+function startProxy(...args: string[]): Promise<TestProxy> {
+  return startTestProxy(["--test-methods", "--control-methods", ...args]);
 }
 
 const ready = (s: ProxyStats) => s.workers.filter((w) => w.state === "ready");

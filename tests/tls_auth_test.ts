@@ -26,6 +26,7 @@ import {
   waitListening,
 } from "./helpers/process.ts";
 import { errorOf, eventually } from "./helpers/wait.ts";
+import { dnsmasq } from "./helpers/dnsmasq.ts";
 
 type Response = [number, number, { code: string; message: string } | null, unknown];
 
@@ -467,28 +468,6 @@ Deno.test("a foreign TLS server (Python's ssl + msgpack) is a tls: upstream; dns
   assert.equal(err.code, "NO_UPSTREAMS");
   assert.match(err.message, /TLS handshake with other\.test failed: .*not in the cert's altnames/);
 });
-
-/** dnsmasq on a free loopback port answering from a hosts file. */
-async function dnsmasq(dir: string, hosts: string) {
-  const hostsFile = `${dir}/hosts`;
-  await Deno.writeTextFile(hostsFile, hosts);
-  // dnsmasq started as root reads its files as the user it drops to (nobody).
-  await Deno.chmod(dir, 0o755);
-  await Deno.chmod(hostsFile, 0o644);
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const proc = spawnCommand("dnsmasq", [
-    ...["--keep-in-foreground", `--port=${port}`, "--listen-address=127.0.0.1"],
-    ...["--bind-interfaces", "--no-resolv", "--no-hosts", `--addn-hosts=${hostsFile}`],
-    ...["--log-facility=-", `--pid-file=${dir}/dnsmasq.pid`],
-  ]);
-  await proc.waitForLine(/read .*hosts/);
-  return {
-    server: `127.0.0.1:${port}`,
-    [Symbol.asyncDispose]: () => proc[Symbol.asyncDispose](),
-  };
-}
 
 Deno.test("TLS and auth flags are checked: both or neither, files named when unusable, exit code 2", async () => {
   const { dir, certs } = await setUp();

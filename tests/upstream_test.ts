@@ -9,14 +9,9 @@ import assert from "node:assert/strict";
 import type { RpcClient } from "../lib/client/rpc_client.ts";
 import { LegacyClient } from "../lib/client/legacy_client.ts";
 import { startProxy, type TestProxy } from "./helpers/proxy.ts";
-import {
-  type ProgramProcess,
-  spawnCommand,
-  spawnProgram,
-  tempDir,
-  waitListening,
-} from "./helpers/process.ts";
+import { type ProgramProcess, spawnProgram, tempDir, waitListening } from "./helpers/process.ts";
 import { eventually } from "./helpers/wait.ts";
+import { dnsmasq } from "./helpers/dnsmasq.ts";
 
 /** A backend on `host:port` (port 0: any), with its address. */
 async function backend(listen = "127.0.0.1:0"): Promise<{ proc: ProgramProcess; address: string }> {
@@ -135,42 +130,6 @@ Deno.test("two front proxies with --balance hash send each of 1,000 keys to the 
     for (const b of backends) await b.proc[Symbol.asyncDispose]();
   }
 });
-
-/** dnsmasq on a free loopback port, serving a hosts file it re-reads on SIGHUP. */
-async function dnsmasq(dir: string, hosts: string, extra: string[] = []) {
-  const hostsFile = `${dir}/hosts`;
-  await Deno.writeTextFile(hostsFile, hosts);
-  // dnsmasq started as root reads its files as the user it drops to (nobody).
-  await Deno.chmod(dir, 0o755);
-  await Deno.chmod(hostsFile, 0o644);
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const proc = spawnCommand("dnsmasq", [
-    "--keep-in-foreground",
-    `--port=${port}`,
-    "--listen-address=127.0.0.1",
-    "--bind-interfaces",
-    "--no-resolv",
-    "--no-hosts",
-    `--addn-hosts=${hostsFile}`,
-    "--local-ttl=1",
-    "--log-facility=-",
-    `--pid-file=${dir}/dnsmasq.pid`,
-    ...extra,
-  ]);
-  await proc.waitForLine(/read .*hosts/);
-  return {
-    proc,
-    server: `127.0.0.1:${port}`,
-    async setHosts(text: string) {
-      await Deno.writeTextFile(hostsFile, text);
-      const from = proc.stderrLines.length;
-      proc.kill("SIGHUP");
-      await proc.waitForLine(/read .*hosts/, { from });
-    },
-  };
-}
 
 Deno.test("dns: upstreams follow a real DNS server: one that leaves is drained, one that joins takes over, nothing is lost", async () => {
   await using dir = await tempDir();

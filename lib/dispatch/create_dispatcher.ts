@@ -15,9 +15,9 @@ import { resolveServeSettings, type ServeSettings } from "../options/serve_optio
 import { createBalancer } from "./balancers/create_balancer.ts";
 import { CompositeSet } from "./composite_set.ts";
 import { dnsResolver, type Resolver } from "./discovery.ts";
-import { Dispatcher } from "./dispatcher.ts";
+import { Dispatcher, type DispatcherOptions } from "./dispatcher.ts";
 import type { EndpointSet } from "./endpoint_set.ts";
-import { Supervisor } from "./supervisor.ts";
+import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
 import { UpstreamSet } from "./upstream_set.ts";
 import { parseUpstreamSpec } from "./upstream_spec.ts";
 
@@ -103,31 +103,13 @@ export function assembleDispatcher(options: DispatcherFactoryOptions): Dispatche
     }
     supervisor = new Supervisor({
       mode: s.pool,
-      workers: s.workers,
-      minWorkers: s.minWorkers,
-      maxWorkers: s.maxWorkers,
-      minSpare: s.minSpare,
-      maxSpare: s.maxSpare,
-      idleTimeout: s.idleTimeout,
       socketDir,
       commandLine,
-      maxInFlightPerWorker: s.maxInFlightPerWorker,
-      startTimeout: s.workerStartTimeout,
-      readyCheck: s.readyCheck,
-      shutdownGrace: s.shutdownGrace,
-      workerLogRate: s.workerLogRate,
-      workerWriteLimit: s.workerWriteLimit,
+      ...poolSettings(s),
       // A worker's answer may carry what a client's request could, under the
       // proxy's msgid (up to 9 bytes where the client's took 1).
       maxMessageSize: s.maxMessageSize + MAX_ENVELOPE_HEAD,
       errorFormat: s.errorFormat,
-      maxRequests: s.maxRequests,
-      maxRequestsJitter: s.maxRequestsJitter,
-      maxMemoryMb: s.maxMemory,
-      memoryCheckInterval: s.memoryCheckInterval,
-      crashLoopThreshold: s.crashLoopThreshold,
-      crashLoopWindow: s.crashLoopWindow,
-      crashLoopCooldown: s.crashLoopCooldown,
       ...(spawn ? { spawn } : {}),
       ...(connect ? { connect } : {}),
       ...(random ? { random } : {}),
@@ -178,15 +160,65 @@ export function assembleDispatcher(options: DispatcherFactoryOptions): Dispatche
     }),
     mode: hasWorkers ? s.pool : "upstreams",
     queueSize: s.queueSize,
+    ...dispatchLimits(s),
+    maxPendingPerHost: s.upstreamMaxPending,
+    timed: s.balance === "ewma",
+  });
+  return { dispatcher, supervisor, upstreams };
+}
+
+/**
+ * The supervisor's options that come from settings and may change while it
+ * runs (see `Supervisor.reconfigure`).
+ */
+export function poolSettings(s: ServeSettings): Omit<
+  SupervisorOptions,
+  | "mode"
+  | "socketDir"
+  | "commandLine"
+  | "maxMessageSize"
+  | "errorFormat"
+  | "spawn"
+  | "connect"
+  | "random"
+> {
+  return {
+    workers: s.workers,
+    minWorkers: s.minWorkers,
+    maxWorkers: s.maxWorkers,
+    minSpare: s.minSpare,
+    maxSpare: s.maxSpare,
+    idleTimeout: s.idleTimeout,
+    maxInFlightPerWorker: s.maxInFlightPerWorker,
+    startTimeout: s.workerStartTimeout,
+    readyCheck: s.readyCheck,
+    shutdownGrace: s.shutdownGrace,
+    workerLogRate: s.workerLogRate,
+    workerWriteLimit: s.workerWriteLimit,
+    maxRequests: s.maxRequests,
+    maxRequestsJitter: s.maxRequestsJitter,
+    maxMemoryMb: s.maxMemory,
+    memoryCheckInterval: s.memoryCheckInterval,
+    crashLoopThreshold: s.crashLoopThreshold,
+    crashLoopWindow: s.crashLoopWindow,
+    crashLoopCooldown: s.crashLoopCooldown,
+  };
+}
+
+/** The dispatcher's time limits and retries, which may change while it runs. */
+export function dispatchLimits(
+  s: ServeSettings,
+): Pick<
+  DispatcherOptions,
+  "queueTimeout" | "requestTimeout" | "methodTimeouts" | "killAfter" | "retry"
+> {
+  return {
     queueTimeout: s.queueTimeout,
     requestTimeout: s.requestTimeout,
     methodTimeouts: s.methodTimeout,
     killAfter: s.killAfter,
     retry: s.retryAll ? "all" : s.retryIdempotent,
-    maxPendingPerHost: s.upstreamMaxPending,
-    timed: s.balance === "ewma",
-  });
-  return { dispatcher, supervisor, upstreams };
+  };
 }
 
 /** A dispatcher over local workers only (what tests of the pool use). */

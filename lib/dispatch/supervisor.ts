@@ -626,8 +626,12 @@ export class Supervisor implements EndpointSet {
     changes: Partial<Omit<SupervisorOptions, "mode" | "socketDir" | "spawn" | "connect">>,
   ): void {
     const before = this.#o.workers;
+    const guardChanged =
+      (changes.crashLoopThreshold ?? this.#o.crashLoopThreshold) !== this.#o.crashLoopThreshold ||
+      (changes.crashLoopWindow ?? this.#o.crashLoopWindow) !== this.#o.crashLoopWindow;
     Object.assign(this.#o, changes);
-    if (changes.crashLoopThreshold !== undefined || changes.crashLoopWindow !== undefined) {
+    // New limits start counting afresh; unchanged ones keep each slot's history.
+    if (guardChanged) {
       for (const slot of this.#slots) {
         slot.guard = new CrashLoopGuard({
           threshold: this.#o.crashLoopThreshold,

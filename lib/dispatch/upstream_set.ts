@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ErrorCode, type ErrorFormat, type WireError } from "../protocol/mod.ts";
+import { ErrorCode, type WireError } from "../protocol/mod.ts";
 import type { Address } from "../net/address.ts";
 import { getLogger } from "../log.ts";
 import type { Call } from "./call.ts";
@@ -17,31 +17,32 @@ import type { EndpointSet, Placement, SetEvents, TrackedHost } from "./endpoint_
 import { ejectionAllowed, panicRouting } from "./health.ts";
 import type { Host } from "./host.ts";
 import type { SetStats } from "./stats.ts";
-import { type HealthCheck, Upstream, upstreamLabel } from "./upstream.ts";
+import { type HealthCheck, Upstream, upstreamLabel, type UpstreamOptions } from "./upstream.ts";
 import type { UpstreamSpec } from "./upstream_spec.ts";
 
-/** Options of {@linkcode UpstreamSet}. */
-export interface UpstreamSetOptions {
+/** What every upstream of a set is given alike (see {@linkcode UpstreamOptions}). */
+export type SharedUpstreamOptions = Pick<
+  UpstreamOptions,
+  | "connections"
+  | "connectTimeout"
+  | "maxInFlight"
+  | "writeLimit"
+  | "maxMessageSize"
+  | "errorFormat"
+  | "slowStartMs"
+  | "timed"
+  | "consecutiveFailures"
+  | "rise"
+  | "fall"
+  | "connect"
+  | "now"
+  | "random"
+>;
+
+/** Options of {@linkcode UpstreamSet}: what its upstreams share, and the set's own. */
+export interface UpstreamSetOptions extends SharedUpstreamOptions {
   /** Where the upstreams are. */
   specs: readonly UpstreamSpec[];
-  /** Connections per upstream. */
-  connections: number;
-  /** Milliseconds a connection attempt may take. */
-  connectTimeout: number;
-  /** Requests one upstream may have in flight. */
-  maxInFlight: number;
-  /** Unwritten bytes per connection above which an upstream takes no new requests. */
-  writeLimit: number;
-  /** Largest message accepted from an upstream. */
-  maxMessageSize: number;
-  /** How errors are written when an upstream sends a request of its own. */
-  errorFormat: ErrorFormat;
-  /** Milliseconds over which a joined or recovered upstream ramps up. */
-  slowStartMs: number;
-  /** Measure latencies (for `--balance ewma`). @default {false} */
-  timed?: boolean;
-  /** Transport failures in a row that eject an upstream. */
-  consecutiveFailures: number;
   /** Base ejection time (ms), times the number of ejections so far. */
   ejectionTimeMs: number;
   /** Most upstreams ejected at once, in % of the set. */
@@ -54,10 +55,6 @@ export interface UpstreamSetOptions {
   healthTimeout: number;
   /** What a check does. */
   healthCheck: HealthCheck;
-  /** Passing checks in a row that make an upstream healthy again. */
-  rise: number;
-  /** Failing checks in a row that make it unhealthy. */
-  fall: number;
   /** The longest time between DNS lookups (ms); shorter when TTLs say so. */
   dnsRefreshMs: number;
   /** Looks names up. */
@@ -67,12 +64,6 @@ export interface UpstreamSetOptions {
    * upstreams, besides the default roots.
    */
   caCerts?: string[];
-  /** Opens connections (tests inject one). */
-  connect?: (address: Address, timeoutMs: number) => Promise<Deno.Conn>;
-  /** The clock (ms). @default {performance.now} */
-  now?: () => number;
-  /** Randomness for jitter. @default {Math.random} */
-  random?: () => number;
   /** The first host id to use (ids are unique across sets). @default {1_000_000} */
   firstId?: number;
   /**

@@ -92,6 +92,11 @@ export class ExpositionWriter {
     return this;
   }
 
+  /** A whole family of one sample without labels. */
+  single(name: string, type: "counter" | "gauge", help: string, value: number): this {
+    return this.family(name, type, help).sample(name, value);
+  }
+
   /** A histogram family: every label set's buckets, sum and count. */
   histogram(
     name: string,

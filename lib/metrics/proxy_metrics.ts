@@ -40,12 +40,18 @@ export function renderMetrics(
   w.series("proxy_info", "gauge", "The proxy's version (the value is always 1).", [
     [{ version: info.version, mode: stats.mode }, 1],
   ]);
-  w.series("process_start_time_seconds", "gauge", "Start time of the process since the epoch.", [
-    [undefined, info.startTimeSeconds],
-  ]);
-  w.series("process_resident_memory_bytes", "gauge", "Resident memory of the proxy process.", [
-    [undefined, Math.round(stats.memory.rss_mb * 1048576)],
-  ]);
+  w.single(
+    "process_start_time_seconds",
+    "gauge",
+    "Start time of the process since the epoch.",
+    info.startTimeSeconds,
+  );
+  w.single(
+    "process_resident_memory_bytes",
+    "gauge",
+    "Resident memory of the proxy process.",
+    Math.round(stats.memory.rss_mb * 1048576),
+  );
 
   // Requests, by method label and code.
   const byCode: [Labels, number][] = [];
@@ -65,13 +71,11 @@ export function renderMetrics(
     "Time from a request read to its answer, as the proxy sees it.",
     latency,
   );
-  w.series(
+  w.single(
     "proxy_requests_received_total",
     "counter",
     "Requests received for workers or upstreams.",
-    [
-      [undefined, t.requests],
-    ],
+    t.requests,
   );
   w.series(
     "proxy_in_flight",
@@ -87,32 +91,43 @@ export function renderMetrics(
   );
 
   // The queue.
-  w.series("proxy_queue_length", "gauge", "Requests waiting for a worker or upstream.", [
-    [undefined, stats.queue.length],
-  ]);
-  w.series("proxy_queue_capacity", "gauge", "Most requests that may wait (--queue-size).", [
-    [undefined, stats.queue.capacity],
-  ]);
+  w.single(
+    "proxy_queue_length",
+    "gauge",
+    "Requests waiting for a worker or upstream.",
+    stats.queue.length,
+  );
+  w.single(
+    "proxy_queue_capacity",
+    "gauge",
+    "Most requests that may wait (--queue-size).",
+    stats.queue.capacity,
+  );
   w.histogram(
     "proxy_queue_wait_seconds",
     "Time from a request read to its leaving for a worker or upstream.",
     [[undefined, requests.queueWait]],
   );
-  w.series("proxy_queue_full_total", "counter", "Requests refused with QUEUE_FULL.", [
-    [undefined, t.queue_full],
-  ]);
-  w.series("proxy_queue_timeouts_total", "counter", "Requests answered QUEUE_TIMEOUT.", [
-    [undefined, t.queue_timeouts],
-  ]);
-  w.series("proxy_timeouts_total", "counter", "Requests answered TIMEOUT (--request-timeout).", [
-    [undefined, t.timeouts],
-  ]);
-  w.series("proxy_kills_total", "counter", "Hosts aborted for a request stuck past --kill-after.", [
-    [undefined, t.kills],
-  ]);
-  w.series("proxy_retries_total", "counter", "Requests sent once more to another host.", [
-    [undefined, t.retries],
-  ]);
+  w.single("proxy_queue_full_total", "counter", "Requests refused with QUEUE_FULL.", t.queue_full);
+  w.single(
+    "proxy_queue_timeouts_total",
+    "counter",
+    "Requests answered QUEUE_TIMEOUT.",
+    t.queue_timeouts,
+  );
+  w.single(
+    "proxy_timeouts_total",
+    "counter",
+    "Requests answered TIMEOUT (--request-timeout).",
+    t.timeouts,
+  );
+  w.single(
+    "proxy_kills_total",
+    "counter",
+    "Hosts aborted for a request stuck past --kill-after.",
+    t.kills,
+  );
+  w.single("proxy_retries_total", "counter", "Requests sent once more to another host.", t.retries);
 
   // Workers.
   const states = new Map<string, number>(WORKER_STATES.map((s) => [s, 0]));
@@ -123,33 +138,35 @@ export function renderMetrics(
     "Local worker processes, by state.",
     [...states].map(([state, n]) => [{ state }, n]),
   );
-  w.series("proxy_worker_spawns_total", "counter", "Worker processes started.", [
-    [undefined, t.spawns],
-  ]);
-  w.series("proxy_worker_crashes_total", "counter", "Workers that exited unasked after ready.", [
-    [undefined, t.crashes],
-  ]);
-  w.series("proxy_worker_exits_total", "counter", "Worker processes that exited, for any reason.", [
-    [undefined, t.worker_exits],
-  ]);
-  w.series(
+  w.single("proxy_worker_spawns_total", "counter", "Worker processes started.", t.spawns);
+  w.single(
+    "proxy_worker_crashes_total",
+    "counter",
+    "Workers that exited unasked after ready.",
+    t.crashes,
+  );
+  w.single(
+    "proxy_worker_exits_total",
+    "counter",
+    "Worker processes that exited, for any reason.",
+    t.worker_exits,
+  );
+  w.single(
     "proxy_worker_recycles_total",
     "counter",
     "Workers replaced on purpose (reload, --max-requests, --max-memory).",
-    [[undefined, t.recycles]],
+    t.recycles,
   );
 
   // Connections and bytes.
   const c = stats.connections;
-  w.series("proxy_connections_open", "gauge", "Client connections open.", [[undefined, c.open]]);
-  w.series("proxy_connections_total", "counter", "Client connections accepted.", [
-    [undefined, c.total],
-  ]);
-  w.series(
+  w.single("proxy_connections_open", "gauge", "Client connections open.", c.open);
+  w.single("proxy_connections_total", "counter", "Client connections accepted.", c.total);
+  w.single(
     "proxy_connections_refused_total",
     "counter",
     "Client connections refused (--max-connections, or while draining).",
-    [[undefined, c.refused]],
+    c.refused,
   );
   w.series(
     "proxy_connections_timed_out_total",
@@ -171,20 +188,19 @@ export function renderMetrics(
       [{ reason: "legacy" }, c.legacy_refused],
     ],
   );
-  w.series(
+  w.single(
     "proxy_admin_unauthorized_total",
     "counter",
     "POST /reload refused for want of an admin token.",
-    [
-      [undefined, info.adminUnauthorized ?? 0],
-    ],
+    info.adminUnauthorized ?? 0,
   );
-  w.series("proxy_received_bytes_total", "counter", "Bytes read from clients.", [
-    [undefined, stats.bytes.received],
-  ]);
-  w.series("proxy_sent_bytes_total", "counter", "Bytes written to clients.", [
-    [undefined, stats.bytes.sent],
-  ]);
+  w.single(
+    "proxy_received_bytes_total",
+    "counter",
+    "Bytes read from clients.",
+    stats.bytes.received,
+  );
+  w.single("proxy_sent_bytes_total", "counter", "Bytes written to clients.", stats.bytes.sent);
 
   // Upstreams.
   const ups = stats.upstreams;

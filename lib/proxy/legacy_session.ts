@@ -46,28 +46,17 @@ import {
   UNKNOWN_FUNCTION,
 } from "../backend/legacy_methods.ts";
 import type { ConnectionContext, ServedConnection } from "./proxy_server.ts";
+import type { SessionDispatch } from "./client_session.ts";
 
 /** Frames one legacy connection may have in flight before reading pauses. */
 export const DEFAULT_LEGACY_MAX_IN_FLIGHT = 128;
 
 /**
- * What a legacy session needs of the worker pool (a `WorkerPool` is one).
- * `key` routes: in the `dedicated` pool mode, requests with the same key
- * reach the same worker.
+ * What a legacy session needs of the dispatcher (what a MessagePack-RPC
+ * session needs, notifications aside). `key` routes: in the `dedicated`
+ * pool mode, requests with the same key reach the same worker.
  */
-export interface LegacyPool {
-  /** Forwards a whole request frame; `tail` is the offset after its msgid. */
-  submit(
-    requester: Requester,
-    msgid: number,
-    method: string,
-    frame: Uint8Array,
-    tail: number,
-    key?: string,
-  ): void;
-  /** Drops the queued requests of a requester that went away. */
-  forget(requester: Requester): void;
-}
+export type LegacyPool = Pick<SessionDispatch, "submit" | "forget">;
 
 /** Options of {@linkcode LegacySession}. */
 export interface LegacySessionOptions {

@@ -85,6 +85,10 @@ export interface ReloadPlan {
   upstreams: boolean;
   /** What needs a restart to apply (as flags, e.g. `--port`). */
   restart: string[];
+  /** The same as keys: they keep their running values. */
+  kept: Key[];
+  /** What applies now, as flags. */
+  applied: string[];
 }
 
 function same(a: unknown, b: unknown): boolean {
@@ -125,6 +129,8 @@ export function planReload(
     front: [],
     upstreams: false,
     restart: [],
+    kept: [],
+    applied: [],
   };
   const hadWorkers = before.pool !== "static" || before.workers > 0;
   const hasWorkers = after.pool !== "static" || after.workers > 0;
@@ -134,15 +140,17 @@ export function planReload(
     // Turning the admin token off is not a reload's to do: whoever can edit
     // the file could then open the endpoint; it takes a restart.
     if (key === "adminTokenFile" && after.adminTokenFile === undefined) {
-      plan.restart.push(flag(key));
+      plan.kept.push(key);
     } else if (DISPATCH_KEYS.includes(key)) plan.dispatch.push(key);
     else if (FRONT_KEYS.includes(key)) plan.front.push(key);
     else if (key === "upstream" && hasUpstreamSet) plan.upstreams = true;
     else if (hadWorkers && hasWorkers && before.pool === after.pool) {
       if (POOL_KEYS.includes(key)) plan.pool.push(key);
       else if (WORKER_KEYS.includes(key)) plan.worker.push(key);
-      else plan.restart.push(flag(key));
-    } else plan.restart.push(flag(key));
+      else plan.kept.push(key);
+    } else plan.kept.push(key);
   }
+  plan.restart = plan.kept.map(flag);
+  plan.applied = plan.changed.filter((k) => !plan.kept.includes(k)).map(flag);
   return plan;
 }

@@ -19,7 +19,12 @@ import {
   parseAdminAddress,
   type ServeSettings,
 } from "../options/serve_options.ts";
-import { assembleDispatcher, type DispatcherParts } from "../dispatch/create_dispatcher.ts";
+import {
+  assembleDispatcher,
+  type DispatcherParts,
+  dispatchLimits,
+  poolSettings,
+} from "../dispatch/create_dispatcher.ts";
 import { combineObservers, type RequestObserver } from "../dispatch/observer.ts";
 import { parseUpstreamSpec } from "../dispatch/upstream_spec.ts";
 import { AdminServer, type ReloadReport } from "../admin/admin_server.ts";
@@ -192,9 +197,7 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
         const plan = planReload(s, next, parts.upstreams !== null);
         restart = plan.restart;
         // What cannot change now keeps its running value.
-        const kept = Object.fromEntries(
-          plan.changed.filter((k) => restart.includes(flagOf(k))).map((k) => [k, s[k]]),
-        );
+        const kept = Object.fromEntries(plan.kept.map((k) => [k, s[k]]));
         const before = s;
         const candidate = Object.freeze({ ...next, ...kept }) as ServeSettings;
         // Logging first: a log file that cannot be opened refuses the whole
@@ -219,9 +222,9 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
             log.error(`${(err as Error).message}; the admin tokens stay as they were`);
           }
         }
-        await applyPlan(parts, before, s, plan);
+        await applyPlan(parts, s, plan);
         if (plan.front.length > 0) observe(s);
-        applied = plan.changed.filter((k) => !restart.includes(flagOf(k))).map(flagOf);
+        applied = plan.applied;
         if (applied.length > 0) log.info(`Applied: ${applied.join(", ")}`);
         if (restart.length > 0) {
           log.warn(`Changed, but applied only by a restart: ${restart.join(", ")}`);
@@ -362,10 +365,6 @@ export async function runProxy(options: RunProxyOptions): Promise<void> {
   }
 }
 
-function flagOf(key: string): string {
-  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
-
 // `4 workers and 2 upstreams (--balance least-request)`.
 function describe(s: ServeSettings): string {
   const workers = s.pool === "static"
@@ -382,43 +381,12 @@ function describe(s: ServeSettings): string {
 // Applies what a reload may change while running.
 async function applyPlan(
   parts: DispatcherParts,
-  before: ServeSettings,
   s: ServeSettings,
   plan: ReturnType<typeof planReload>,
 ): Promise<void> {
-  if (plan.dispatch.length > 0) {
-    parts.dispatcher.reconfigure({
-      queueTimeout: s.queueTimeout,
-      requestTimeout: s.requestTimeout,
-      methodTimeouts: s.methodTimeout,
-      killAfter: s.killAfter,
-      retry: s.retryAll ? "all" : s.retryIdempotent,
-    });
-  }
+  if (plan.dispatch.length > 0) parts.dispatcher.reconfigure(dispatchLimits(s));
   if (parts.supervisor && (plan.pool.length > 0 || plan.worker.length > 0)) {
-    parts.supervisor.reconfigure({
-      workers: s.workers,
-      minWorkers: s.minWorkers,
-      maxWorkers: s.maxWorkers,
-      minSpare: s.minSpare,
-      maxSpare: s.maxSpare,
-      idleTimeout: s.idleTimeout,
-      maxRequests: s.maxRequests,
-      maxRequestsJitter: s.maxRequestsJitter,
-      maxMemoryMb: s.maxMemory,
-      memoryCheckInterval: s.memoryCheckInterval,
-      startTimeout: s.workerStartTimeout,
-      shutdownGrace: s.shutdownGrace,
-      workerLogRate: s.workerLogRate,
-      maxInFlightPerWorker: s.maxInFlightPerWorker,
-      workerWriteLimit: s.workerWriteLimit,
-      readyCheck: s.readyCheck,
-      ...(before.crashLoopThreshold !== s.crashLoopThreshold ||
-          before.crashLoopWindow !== s.crashLoopWindow
-        ? { crashLoopThreshold: s.crashLoopThreshold, crashLoopWindow: s.crashLoopWindow }
-        : {}),
-      crashLoopCooldown: s.crashLoopCooldown,
-    });
+    parts.supervisor.reconfigure(poolSettings(s));
   }
   if (plan.upstreams && parts.upstreams) {
     await parts.upstreams.setSpecs(s.upstream.map(parseUpstreamSpec));
