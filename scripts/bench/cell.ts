@@ -36,7 +36,10 @@ export interface CellRun {
 /** The `proxy test` flags that make a scenario's load. */
 export function scenarioArgs(
   scenario: Scenario,
-  o: Pick<BenchOptions, "payload" | "workUs" | "mixedUs" | "mixedPct" | "mixedRate">,
+  o: Pick<
+    BenchOptions,
+    "payload" | "workUs" | "mixedMethod" | "mixedUs" | "mixedPct" | "mixedRate"
+  >,
 ): string[] {
   switch (scenario) {
     case "echo":
@@ -48,7 +51,7 @@ export function scenarioArgs(
         "--payload",
         String(o.payload),
         "--mix",
-        `spin:[${o.mixedUs}]:${o.mixedPct}%`,
+        `${o.mixedMethod}:[${o.mixedUs}]:${o.mixedPct}%`,
         ...(o.mixedRate > 0 ? ["--rate", String(o.mixedRate)] : []),
       ];
   }

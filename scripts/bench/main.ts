@@ -13,7 +13,7 @@
  *   the same N workers;
  *
  * then with a CPU-bound method (`spin`, from `handler.ts`), then with a mix
- * of cheap echoes and a share of slow `spin` requests; then a CPU profile of
+ * of cheap echoes and a share of slow requests (`spin`, or `block`: no CPU); then a CPU profile of
  * our proxy under load. Writes a Markdown report to `bench/<date>-results.md`
  * (or `--out`) with a latency-by-percentile chart (SVG) per scenario and
  * shape next to it. Loopback only; every cell is bounded in time; everything
@@ -25,7 +25,7 @@
  * @module
  */
 
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { duration, intIn } from "../../cli/_options.ts";
 import { Cleanups } from "./cleanups.ts";
 import { log } from "./log.ts";
@@ -62,8 +62,14 @@ export function benchCommand(): Command {
     .option("--no-work", "skip the CPU-bound cells")
     .option("--mixed-shapes <list>", "shapes of the mixed-cost cells", D.mixedShapes)
     .option(
+      "--mixed-method <name>",
+      "what a slow request does there: spin (uses the CPU) or block (holds the worker, no CPU)",
+      mixedMethod,
+      D.mixedMethod,
+    )
+    .option(
       "--mixed-us <n>",
-      "microseconds of CPU of a slow request there",
+      "microseconds a slow request takes there",
       intIn(1, 1_000_000),
       D.mixedUs,
     )
@@ -99,6 +105,12 @@ export function benchCommand(): Command {
  *
  * @returns The exit code: 0 done, 1 failed, 2 usage, 130 interrupted.
  */
+/** Parses `--mixed-method`. */
+function mixedMethod(value: string): "spin" | "block" {
+  if (value === "spin" || value === "block") return value;
+  throw new InvalidArgumentError(`expected spin or block, got "${value}"`);
+}
+
 export async function main(args: string[]): Promise<number> {
   const program = benchCommand();
   try {

@@ -29,7 +29,12 @@ export interface BenchOptions {
   mixed: boolean;
   /** Shapes of the mixed-cost cells. */
   mixedShapes: string;
-  /** Microseconds of CPU of a slow request in the mixed-cost cells. */
+  /**
+   * What a slow request does in the mixed-cost cells: `spin` uses the CPU,
+   * `block` holds the worker without it (a slow synchronous call).
+   */
+  mixedMethod: "spin" | "block";
+  /** Microseconds a slow request takes in the mixed-cost cells. */
   mixedUs: number;
   /** Percent of slow requests in the mixed-cost cells. */
   mixedPct: number;
@@ -68,6 +73,7 @@ export const BENCH_DEFAULTS: Readonly<Omit<BenchOptions, "out">> = Object.freeze
   workUs: 200,
   mixed: true,
   mixedShapes: "16x1,16x16",
+  mixedMethod: "spin",
   mixedUs: 5_000,
   mixedPct: 5,
   mixedRate: 3000,

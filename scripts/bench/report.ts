@@ -271,12 +271,16 @@ export function renderReport(input: ReportInput): string {
   if (plan.mixed.length > 0) {
     lines.push(
       "",
-      `## Mixed cost: ${o.mixedPct} % \`spin(${o.mixedUs})\` among echoes`,
+      `## Mixed cost: ${o.mixedPct} % \`${o.mixedMethod}(${o.mixedUs})\` among echoes`,
       "",
-      `\`proxy test --payload ${o.payload} --mix spin:[${o.mixedUs}]:${o.mixedPct}%${
+      `\`proxy test --payload ${o.payload} --mix ${o.mixedMethod}:[${o.mixedUs}]:${o.mixedPct}%${
         o.mixedRate > 0 ? ` --rate ${o.mixedRate}` : ""
       }\`: ` +
-        `${o.mixedPct} % of the requests take ${o.mixedUs / 1000} ms of CPU in the worker, the ` +
+        `${o.mixedPct} % of the requests take ${o.mixedUs / 1000} ms ` +
+        (o.mixedMethod === "spin"
+          ? "of CPU in the worker"
+          : "in the worker without using the CPU (it blocks, as a slow synchronous call would)") +
+        ", the " +
         "rest are echoes" +
         (o.mixedRate > 0
           ? `, sent at ${o.mixedRate} requests/s on a fixed schedule (open loop), below what the workers can serve. `
@@ -285,7 +289,7 @@ export function renderReport(input: ReportInput): string {
         "the echoes' p99; a per-connection balancer keeps sending a connection's requests to its " +
         "worker while that worker is busy.",
       "",
-      ...resultTables(runs, "mixed", plan.mixed, fronts, ["echo", "spin"]),
+      ...resultTables(runs, "mixed", plan.mixed, fronts, ["echo", o.mixedMethod]),
       "",
       ...chartLines(charts, "mixed", plan.mixed),
     );

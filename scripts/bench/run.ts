@@ -36,7 +36,7 @@ const MAIN = new URL("../../cli/main.ts", import.meta.url).href;
 const SCENARIO_TITLES: Record<Scenario, (o: BenchOptions) => string> = {
   echo: (o) => `echo of ${o.payload} B`,
   work: (o) => `spin(${o.workUs})`,
-  mixed: (o) => `${o.mixedPct}% spin(${o.mixedUs}) among echoes`,
+  mixed: (o) => `${o.mixedPct}% ${o.mixedMethod}(${o.mixedUs}) among echoes`,
 };
 
 /** The default report path: `bench/<date>-results.md`. */
