@@ -48,7 +48,9 @@ Deno.test("resultTables() writes one row per shape and target with medians and t
   const runs = [
     run("ours", S16x1, report(30_000, 0.4, 1.5)),
     run("ours", S16x1, report(40_000, 0.5, 2.5)),
-    run("haproxy", S16x1, report(50_000, 0.3, 1.0)),
+    run("haproxy", S16x1, report(50_000, 0.3, 1.0), {
+      cpu: { front: 4.9, frontSys: 4, workers: 20, rest: 3.5, busyCores: 1 },
+    }),
     run("direct", S16x1, report(80_000, 0.2, 0.5)),
   ];
   const lines = resultTables(runs, "echo", [S16x1], TARGETS);
@@ -71,9 +73,9 @@ Deno.test("resultTables() writes one row per shape and target with medians and t
   );
   const ratios = lines.slice(lines.indexOf("Ratios of the medians:"));
   assert.deepEqual(ratios.slice(2), [
-    "| connections x pipeline | ours/HAProxy req/s | ours/HAProxy p99 | ours/direct req/s |",
-    "| --- | ---: | ---: | ---: |",
-    "| 16 x 1 | 0.70x | 2.00x | 0.44x |",
+    "| connections x pipeline | ours/HAProxy req/s | ours/HAProxy p99 | ours/HAProxy CPU | ours/direct req/s |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    "| 16 x 1 | 0.70x | 2.00x | 2.52x | 0.44x |",
   ]);
 });
 
@@ -94,7 +96,7 @@ Deno.test("resultTables() shows a cell that never ran as no run, and a failed on
   assert.equal(lines[2], "| 16 x 1 | direct | – | – | – | – | no run | – | – | – | – |");
   assert.equal(lines[3], "| 16 x 1 | ours | – | – | – | – | no run | – | – | – | – |");
   assert.match(lines[4]!, /^\| 16 x 1 \| haproxy \| 100 \| .* \| 3 requests never answered \|/);
-  assert.equal(lines.at(-1), "| 16 x 1 | – | – | – |"); // no ratio without ours
+  assert.equal(lines.at(-1), "| 16 x 1 | – | – | – | – |"); // no ratio without ours
 });
 
 Deno.test("resultTables() with methods adds their p99 columns and ratios", () => {
@@ -115,9 +117,27 @@ Deno.test("resultTables() with methods adds their p99 columns and ratios", () =>
   assert.ok(lines[2]!.includes("| 6.000 | 1.000 | 6.000 | none |"), lines[2]);
   assert.equal(
     lines.at(-3),
-    "| connections x pipeline | ours/HAProxy req/s | ours/HAProxy p99 | ours/HAProxy p99 echo | ours/HAProxy p99 spin |",
+    "| connections x pipeline | ours/HAProxy req/s | ours/HAProxy p99 | ours/HAProxy p99 echo | ours/HAProxy p99 spin | ours/HAProxy CPU |",
   );
-  assert.equal(lines.at(-1), "| 16 x 1 | 1.00x | 1.00x | 0.25x | 0.67x |");
+  assert.equal(lines.at(-1), "| 16 x 1 | 1.00x | 1.00x | 0.25x | 0.67x | 1.00x |");
+});
+
+Deno.test("resultTables() compares CPU per request with the Deno relay's, and the relay's with HAProxy's", () => {
+  const cpu = (front: number) => ({ front, frontSys: 1, workers: 2, rest: 1, busyCores: 1 });
+  const runs = [
+    run("ours", S1x16, report(100_000, 0.1, 0.5), { cpu: cpu(5) }),
+    run("haproxy", S1x16, report(130_000, 0.1, 0.2), { cpu: cpu(2) }),
+    run("deno-relay", S1x16, report(120_000, 0.1, 0.3), { cpu: cpu(4) }),
+  ];
+  const targets = [...TARGETS.slice(1), { name: "deno-relay", label: "relay" }];
+  const lines = resultTables(runs, "echo", [S1x16], targets);
+  assert.ok(lines.some((l) => l.startsWith("| 1 x 16 | deno-relay | 120,000 |")));
+  assert.equal(
+    lines.at(-3),
+    "| connections x pipeline | ours/HAProxy req/s | ours/HAProxy p99 | ours/HAProxy CPU | " +
+      "ours/deno-relay CPU | deno-relay/HAProxy CPU |",
+  );
+  assert.equal(lines.at(-1), "| 1 x 16 | 0.77x | 2.50x | 2.50x | 1.25x | 2.00x |");
 });
 
 Deno.test("cpuCells() and fmtRatio() format unknowns as dashes", () => {

@@ -88,6 +88,7 @@ export function benchCommand(): Command {
       D.haproxyThreads,
     )
     .option("--no-nginx", "skip nginx")
+    .option("--no-deno-relay", "skip the Deno byte relay (Deno's floor for the same traffic)")
     .option("--no-install", "do not apt-get install haproxy or nginx when missing")
     .option("--no-profile", "skip the CPU profile")
     .option(

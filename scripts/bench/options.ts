@@ -48,6 +48,8 @@ export interface BenchOptions {
   haproxyThreads: number;
   /** Include nginx (when it and its stream module are available). */
   nginx: boolean;
+  /** Include the Deno byte relay (`deno_relay.ts`): Deno's floor for the same traffic. */
+  denoRelay: boolean;
   /** `apt-get install` HAProxy and nginx when missing. */
   install: boolean;
   /** Profile our proxy under load at the end. */
@@ -79,6 +81,7 @@ export const BENCH_DEFAULTS: Readonly<Omit<BenchOptions, "out">> = Object.freeze
   mixedRate: 3000,
   haproxyThreads: 1,
   nginx: true,
+  denoRelay: true,
   install: true,
   profile: true,
   syscallShapes: "1x1,16x16",

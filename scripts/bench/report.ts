@@ -125,6 +125,7 @@ export function resultTables(
   const cols: [string, string, Metric, string][] = [];
   const rps: Metric = (c) => c.rps;
   const p99: Metric = (c) => c.p99;
+  const cpu: Metric = (c) => c.cpu?.front;
   const methodP99 = (m: string): Metric => (c) => c.p99ByMethod[m];
   for (const [other, label] of [["haproxy", "HAProxy"], ["direct", "direct"], ["nginx", "nginx"]]) {
     if (!names.has(other!)) continue;
@@ -132,6 +133,12 @@ export function resultTables(
     if (other === "direct") continue;
     cols.push([`ours/${label} p99`, other!, p99, "ours"]);
     for (const m of methods) cols.push([`ours/${label} p99 ${m}`, other!, methodP99(m), "ours"]);
+    if (other === "haproxy") cols.push([`ours/${label} CPU`, other, cpu, "ours"]);
+  }
+  // Deno's floor: what a relay that parses nothing costs next to ours and HAProxy.
+  if (names.has("deno-relay")) {
+    cols.push(["ours/deno-relay CPU", "deno-relay", cpu, "ours"]);
+    if (names.has("haproxy")) cols.push(["deno-relay/HAProxy CPU", "haproxy", cpu, "deno-relay"]);
   }
   // The same topology as HAProxy: our proxy over TCP to its very workers.
   if (names.has("ours-upstream") && names.has("haproxy")) {

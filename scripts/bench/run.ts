@@ -22,6 +22,7 @@ import { cellRuns, latencyCurve } from "./statistics.ts";
 import {
   directTarget,
   startBackends,
+  startDenoRelay,
   startHaproxy,
   startNginx,
   startOurs,
@@ -78,7 +79,9 @@ export async function runBench(
   const start = { runtime, dir, cleanups };
 
   log(
-    `starting ${o.workers} TCP workers, our proxy, HAProxy${nginxModule !== null ? ", nginx" : ""}`,
+    `starting ${o.workers} TCP workers, our proxy, HAProxy${nginxModule !== null ? ", nginx" : ""}${
+      o.denoRelay ? ", the Deno relay" : ""
+    }`,
   );
   const backends = await startBackends(start, o.workers);
   const targets: Target[] = [
@@ -88,6 +91,7 @@ export async function runBench(
     await startHaproxy(start, backends, o.haproxyThreads),
   ];
   if (nginxModule !== null) targets.push(await startNginx(start, backends, nginxModule));
+  if (o.denoRelay) targets.push(await startDenoRelay(start, backends));
 
   const ctx: CellContext = { runtime, dir, options: o };
   const runs = await runCells(ctx, plan, targets);

@@ -14,7 +14,7 @@ import { log } from "./log.ts";
 
 /** One front end under test. */
 export interface Target {
-  /** `direct`, `ours`, `ours-upstream`, `haproxy` or `nginx`. */
+  /** `direct`, `ours`, `ours-upstream`, `haproxy`, `nginx` or `deno-relay`. */
   name: string;
   /** What it is, for the report. */
   label: string;
@@ -244,6 +244,33 @@ export async function startHaproxy(
   return {
     name: "haproxy",
     label: `HAProxy (tcp, leastconn, nbthread ${threads})`,
+    address: `127.0.0.1:${port}`,
+    frontPids: [child.pid],
+    workerPids: backends.map((b) => b.pid),
+  };
+}
+
+/**
+ * `deno_relay.ts` in front of `backends`: what any Deno front end costs for
+ * the same traffic (bytes copied per connection, nothing parsed).
+ */
+export async function startDenoRelay(
+  ctx: StartContext,
+  backends: readonly ServerProcess[],
+): Promise<Target> {
+  const port = freePort();
+  const child = spawnForeign(ctx.cleanups, Deno.execPath(), [
+    "run",
+    "--allow-net",
+    new URL("./deno_relay.ts", import.meta.url).pathname,
+    String(port),
+    ...backends.map((b) => b.address),
+  ], "deno relay");
+  await waitReady(port, child, "the Deno relay");
+  return {
+    name: "deno-relay",
+    label: "a byte relay in Deno, per connection (least connections), parsing nothing: " +
+      "Deno's floor for the same traffic",
     address: `127.0.0.1:${port}`,
     frontPids: [child.pid],
     workerPids: backends.map((b) => b.pid),
