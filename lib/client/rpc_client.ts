@@ -6,6 +6,7 @@
 
 import type { Address } from "../net/address.ts";
 import { FrameConnection } from "../net/frame_connection.ts";
+import { PendingTable } from "../net/pending_table.ts";
 import type { TlsClientFields } from "../net/tls.ts";
 import { openConnection } from "./open_connection.ts";
 import {
@@ -107,9 +108,8 @@ interface Pending {
  */
 export class RpcClient {
   readonly #conn: FrameConnection;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new PendingTable<Pending>(); // by msgid (see PendingTable: not a Map)
   readonly #decodeOptions: { maxDepth?: number };
-  #nextId = 0;
   #closed = false;
 
   private constructor(conn: Deno.Conn, options: RpcClientOptions) {
@@ -175,16 +175,17 @@ export class RpcClient {
     if (options.signal?.aborted) {
       return Promise.reject(new ProxyError(ErrorCode.ABORTED, `Cannot call ${method}: aborted`));
     }
-    const msgid = this.#nextId;
-    let frame: Uint8Array;
-    try {
-      frame = encodeRequest(msgid, method, params);
-    } catch (err) {
-      return Promise.reject(err); // params MessagePack cannot express
-    }
-    this.#nextId = (this.#nextId + 1) >>> 0;
     return new Promise((resolve, reject) => {
       const pending: Pending = { resolve, reject, cleanup: undefined };
+      const msgid = this.#pending.add(pending);
+      let frame: Uint8Array;
+      try {
+        frame = encodeRequest(msgid, method, params);
+      } catch (err) {
+        this.#pending.delete(msgid);
+        reject(err); // params MessagePack cannot express
+        return;
+      }
       const timeout = options.timeout ?? 0;
       const signal = options.signal;
       if (timeout > 0 || signal) {
@@ -212,7 +213,6 @@ export class RpcClient {
           signal?.removeEventListener("abort", onAbort);
         };
       }
-      this.#pending.set(msgid, pending);
       this.#conn.write(frame);
     });
   }
@@ -253,9 +253,8 @@ export class RpcClient {
       return;
     }
     if (msg.type !== RESPONSE) return; // servers do not call clients here
-    const pending = this.#pending.get(msg.msgid);
+    const pending = this.#pending.take(msg.msgid);
     if (!pending) return; // timed out or aborted already
-    this.#pending.delete(msg.msgid);
     pending.cleanup?.();
     if (msg.error !== null && msg.error !== undefined) {
       pending.reject(new RemoteError(toWireError(msg.error)));

@@ -26,6 +26,7 @@ import {
 } from "../protocol/mod.ts";
 import { getLogger } from "../log.ts";
 import { Call, type Requester } from "./call.ts";
+import { PendingTable } from "../net/pending_table.ts";
 
 /** Options of {@linkcode Endpoint}. */
 export interface EndpointOptions {
@@ -76,7 +77,8 @@ export class Endpoint {
   readonly #writeLimit: number;
   readonly #now: () => number;
   readonly #timed: boolean;
-  readonly #pending = new Map<number, Call>();
+  // By the msgid we gave: a table, not a Map (see PendingTable for why).
+  readonly #pending = new PendingTable<Call>();
   // Calls answered TIMEOUT that the peer has not answered yet: they still
   // load it (it is not idle because they timed out); late answers are dropped.
   readonly #overdue = new Map<number, Call>();
@@ -84,7 +86,6 @@ export class Endpoint {
   // are watched (a peer stuck on one is still caught) and late answers dropped.
   readonly #cancelled = new Map<number, Call>();
   readonly #internal = new Set<Call>(); // the proxy's own requests (ping, health)
-  #nextId = 0;
   #served = 0;
   #closed = false;
 
@@ -146,19 +147,12 @@ export class Endpoint {
     return this.#conn.done;
   }
 
-  #take(call: Call): number {
-    const id = this.#nextId;
-    this.#nextId = (id + 1) >>> 0;
-    this.#pending.set(id, call);
-    return id;
-  }
-
   /**
    * Forwards a call's frame under a msgid of our own. Hot path: the frame is
    * copied into the write buffer with its msgid replaced, nothing else.
    */
   send(call: Call): void {
-    const id = this.#take(call);
+    const id = this.#pending.add(call);
     call.attempts++;
     this.#conn.writeWithMsgid(REQUEST, id, call.frame, call.tail);
   }
@@ -216,7 +210,7 @@ export class Endpoint {
       );
       call.owned = true;
       const timer = setTimeout(() => {
-        for (const [id, c] of this.#pending) if (c === call) this.#pending.delete(id);
+        for (const [id, c] of this.#pending.entries()) if (c === call) this.#pending.delete(id);
         this.#internal.delete(call);
         reject(new ProxyError(ErrorCode.TIMEOUT, `no answer to ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
@@ -235,7 +229,7 @@ export class Endpoint {
     const type = envelope.type;
     if (type === RESPONSE) {
       const id = envelope.msgid;
-      const call = this.#pending.get(id);
+      const call = this.#pending.take(id);
       if (call === undefined) {
         // Answered already (TIMEOUT) or cancelled: it is done with it now.
         if (this.#overdue.delete(id)) {
@@ -244,7 +238,6 @@ export class Endpoint {
         } else if (this.#cancelled.delete(id)) this.#served++;
         return;
       }
-      this.#pending.delete(id);
       if (this.#internal.has(call)) {
         call.requester.deliver(0, frame, envelope.tail);
         return;
@@ -279,7 +272,7 @@ export class Endpoint {
    * oldest call the peer still works on, to judge whether it is stuck.
    */
   sweep(now: number, onTimeout: (call: Call) => void): Call | undefined {
-    for (const [id, call] of this.#pending) {
+    for (const [id, call] of this.#pending.entries()) {
       if (call.deadline !== 0 && call.deadline <= now) {
         this.#pending.delete(id);
         this.#overdue.set(id, call);
@@ -287,18 +280,14 @@ export class Endpoint {
       }
     }
     let oldest: Call | undefined;
-    for (const map of [this.#overdue, this.#cancelled]) {
-      for (const call of map.values()) {
+    for (
+      const calls of [this.#overdue.values(), this.#cancelled.values(), this.#pending.values()]
+    ) {
+      for (const call of calls) {
         if (call.startedAt !== 0 && (oldest === undefined || call.startedAt < oldest.startedAt)) {
           oldest = call;
         }
       }
-    }
-    for (const call of this.#pending.values()) {
-      if (call.startedAt !== 0 && (oldest === undefined || call.startedAt < oldest.startedAt)) {
-        oldest = call;
-      }
-      break; // insertion order: the first pending is the oldest pending
     }
     return oldest;
   }
@@ -309,7 +298,7 @@ export class Endpoint {
    * so a peer stuck on one is still caught.
    */
   cancelFor(requester: Requester): void {
-    for (const [id, call] of this.#pending) {
+    for (const [id, call] of this.#pending.entries()) {
       if (call.requester === requester) {
         this.#pending.delete(id);
         if (call.startedAt !== 0) this.#cancelled.set(id, call);

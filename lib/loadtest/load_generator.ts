@@ -14,6 +14,7 @@
 
 import { type Address, connect as connectAddress, formatAddress } from "../net/address.ts";
 import { FrameConnection } from "../net/frame_connection.ts";
+import { PendingTable } from "../net/pending_table.ts";
 import {
   createEnvelope,
   decodeMessage,
@@ -200,11 +201,10 @@ class LoadConnection {
   readonly #payloadAt: number; // offset of the payload bytes in the template
   readonly #expected: Uint8Array; // the payload's encoding, as the result must be
   readonly #idBytes: number;
-  readonly #pending = new Map<number, number>(); // msgid -> time sent (or due)
-  readonly #pendingKind = new Map<number, number>(); // msgid -> kind, with a mix only
+  // msgid -> when sent (or due) and which request of the mix (0: the main one)
+  readonly #pending = new PendingTable<{ at: number; kind: number }>();
   readonly #envelope: Envelope = createEnvelope();
   #conn: FrameConnection | null = null;
-  #nextId = 0;
   #nextDue = 0; // rate mode: index of the next scheduled request
   #fullSince = -1; // rate mode: since when requests due have been held back by the cap
   #fullAt = -1; // rate mode: when the connection last reached its cap
@@ -293,20 +293,16 @@ class LoadConnection {
 
   #send(at: number): void {
     const run = this.#run;
-    const id = this.#nextId;
-    this.#nextId = (id + 1) >>> 0;
-    this.#pending.set(id, at);
+    const kind = run.mix.length === 0 ? 0 : this.#pickKind();
+    const id = this.#pending.add({ at, kind });
     run.outstanding++;
     run.sent++;
     if (at >= run.measureStart) run.measuredSent++;
-    const kind = run.mix.length === 0 ? 0 : this.#pickKind();
     if (kind > 0) {
       const mixed = run.mix[kind - 1]!;
-      this.#pendingKind.set(id, kind);
       this.#conn!.writeWithMsgid(REQUEST, id, mixed.template, mixed.tail);
       return;
     }
-    if (run.mix.length > 0) this.#pendingKind.set(id, 0);
     const t = this.#template;
     // The msgid travels in the payload too, so an answer meant for another
     // request of this connection is caught as a mismatch.
@@ -335,19 +331,15 @@ class LoadConnection {
       return;
     }
     const msgid = env.msgid;
-    const sentAt = this.#pending.get(msgid);
-    if (sentAt === undefined) {
+    const wasFull = this.#pending.size >= run.pipeline;
+    const sent = this.#pending.take(msgid);
+    if (sent === undefined) {
       countError(run, CheckCode.BAD_MSGID);
       return;
     }
-    const wasFull = this.#pending.size >= run.pipeline;
     const blockedSince = wasFull ? this.#fullSince : -1;
-    this.#pending.delete(msgid);
-    let kind = 0;
-    if (run.mix.length > 0) {
-      kind = this.#pendingKind.get(msgid) ?? 0;
-      this.#pendingKind.delete(msgid);
-    }
+    const sentAt = sent.at;
+    const kind = sent.kind;
     run.outstanding--;
     run.answered++;
     const now = performance.now();
@@ -446,7 +438,6 @@ class LoadConnection {
     run.unanswered += this.#pending.size;
     run.outstanding -= this.#pending.size;
     this.#pending.clear();
-    this.#pendingKind.clear();
     if (!run.sending) {
       if (run.outstanding === 0) run.onSettled();
       return;
