@@ -84,6 +84,6 @@ export const BENCH_DEFAULTS: Readonly<Omit<BenchOptions, "out">> = Object.freeze
   denoRelay: true,
   install: true,
   profile: true,
-  syscallShapes: "1x1,16x16",
+  syscallShapes: "1x1,1x16,16x16",
   charts: true,
 });
