@@ -7,6 +7,7 @@
  */
 
 import type { WireError } from "../protocol/mod.ts";
+import type { FrameArena } from "./frame_arena.ts";
 
 /**
  * Whoever sent a request: gets the response frame, or an error. A client
@@ -90,10 +91,14 @@ export class Call {
     this.notification = notification;
   }
 
-  /** Copies the frame, so the call can outlive the read buffer it came from. */
-  own(): void {
+  /**
+   * Copies the frame, so the call can outlive the read buffer it came from.
+   *
+   * @param copies Where small copies are packed (without: a buffer of its own).
+   */
+  own(copies?: FrameArena): void {
     if (this.owned) return;
-    this.frame = this.frame.slice();
+    this.frame = copies ? copies.copy(this.frame) : this.frame.slice();
     this.owned = true;
   }
 }

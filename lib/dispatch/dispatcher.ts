@@ -19,6 +19,7 @@ import type { EndpointSet, TrackedHost } from "./endpoint_set.ts";
 import type { Host } from "./host.ts";
 import type { RequestObserver } from "./observer.ts";
 import { formatDigest, paramsDigest } from "./params_digest.ts";
+import { FrameArena } from "./frame_arena.ts";
 import { RequestQueue } from "./request_queue.ts";
 import { RetryBudget } from "./retry_budget.ts";
 import type { SetStats, WorkerTotals } from "./stats.ts";
@@ -122,6 +123,7 @@ export class Dispatcher {
   readonly #set: EndpointSet;
   readonly #balancer: Balancer;
   readonly #queue: RequestQueue;
+  readonly #copies = new FrameArena(); // queued and retryable frames
   #queueTimeout: number;
   #requestTimeout: number;
   #killAfter: number;
@@ -364,7 +366,7 @@ export class Dispatcher {
         call.digest = paramsDigest(call.frame, call.tail, call.method);
       }
     }
-    if (call.retryable) call.own(); // kept for a second attempt
+    if (call.retryable) call.own(this.#copies); // kept for a second attempt
     if (this.#observer !== null) call.sentAt = this.#now();
     host.send(call);
     this.#set.sent(host, call);
@@ -383,7 +385,7 @@ export class Dispatcher {
       });
       return;
     }
-    call.own();
+    call.own(this.#copies);
     call.queueDeadline = this.#clock + this.#queueTimeout;
     if (!this.#queue.push(call, pin)) {
       this.#totals.queue_full++;
@@ -409,8 +411,11 @@ export class Dispatcher {
   // key's, its pin's), then any unpinned ones.
   #drain(host: Host): void {
     if (this.#queue.length > 0 && !this.#closing) {
-      if (host.key !== undefined) this.#drainPin(`key:${host.key}`, host);
-      this.#drainPin(hostPin(host), host);
+      // Pinned calls first; most of the time there are none (and no pin to build).
+      if (this.#queue.length !== this.#queue.lengthOf()) {
+        if (host.key !== undefined) this.#drainPin(`key:${host.key}`, host);
+        this.#drainPin(hostPin(host), host);
+      }
       const queue = this.#queue;
       while (queue.lengthOf() > 0) {
         const call = queue.peek()!;
