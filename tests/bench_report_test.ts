@@ -171,6 +171,7 @@ function input(over: Partial<ReportInput> = {}): ReportInput {
       deno: "2.9.6",
       haproxy: "HAProxy 2.6",
       nginx: "nginx/1.22",
+      commit: "abc1234",
     },
     command: "deno task bench --repeat 1",
     options: { ...BENCH_DEFAULTS, workers: 2, repeat: 1 },
@@ -187,7 +188,7 @@ Deno.test("renderReport() has the header, a section per scenario run, and the ch
   const text = renderReport(input());
   const lines = text.split("\n");
   assert.equal(lines[0], "# Benchmark 2026-12-01");
-  assert.ok(lines.includes("- Command: `deno task bench --repeat 1`"));
+  assert.ok(lines.includes("- Command: `deno task bench --repeat 1` at commit abc1234"));
   assert.ok(lines.includes("  - **haproxy**: HAProxy"));
   assert.ok(lines.includes("## Echo of 64 random bytes (every answer checked)"));
   assert.ok(!text.includes("## CPU-bound requests"), "work was not run");

@@ -21,6 +21,8 @@ export interface MachineInfo {
   deno: string;
   haproxy: string;
   nginx: string;
+  /** The checkout's commit, `+ changes` when it has uncommitted ones; `unknown` outside git. */
+  commit: string;
 }
 
 /** The load average (1, 5, 15 min). */
@@ -40,6 +42,9 @@ export async function machineInfo(loadBefore: string): Promise<MachineInfo> {
     (await sh("grep MemTotal /proc/meminfo | awk '{printf \"%.1f GiB\", $2/1048576}'")).out;
   const haproxy = (await sh("haproxy -v | head -1")).out;
   const nginx = (await sh("nginx -v 2>&1")).out;
+  const root = new URL("../../", import.meta.url).pathname;
+  const rev = await sh(`git -C '${root}' rev-parse --short HEAD`);
+  const dirty = (await sh(`git -C '${root}' status --porcelain --untracked-files=no`)).out !== "";
   return {
     date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
     nproc: String(navigator.hardwareConcurrency),
@@ -51,5 +56,6 @@ export async function machineInfo(loadBefore: string): Promise<MachineInfo> {
     deno: `${Deno.version.deno} (V8 ${Deno.version.v8})`,
     haproxy: haproxy || "not installed",
     nginx: nginx.startsWith("nginx version") ? nginx : "not installed",
+    commit: rev.ok && rev.out ? `${rev.out}${dirty ? " + changes" : ""}` : "unknown",
   };
 }

@@ -106,6 +106,11 @@ export function benchCommand(): Command {
  *
  * @returns The exit code: 0 done, 1 failed, 2 usage, 130 interrupted.
  */
+/** `arg` as a shell would need it typed: quoted when empty or holding spaces or quotes. */
+function shellWord(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
 /** Parses `--mixed-method`. */
 function mixedMethod(value: string): "spin" | "block" {
   if (value === "spin" || value === "block") return value;
@@ -128,7 +133,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     await runBench(
       program.opts<BenchOptions>(),
-      `deno task bench${args.length ? ` ${args.join(" ")}` : ""}`,
+      `deno task bench${args.length ? ` ${args.map(shellWord).join(" ")}` : ""}`,
       cleanups,
     );
     return 0;

@@ -225,7 +225,7 @@ export function renderReport(input: ReportInput): string {
     `- Load average before the run: ${info.loadBefore}; after: ${info.load} (other work on the ` +
       "machine shows here and in busy cores / rest)",
   );
-  lines.push(`- Command: \`${input.command}\``);
+  lines.push(`- Command: \`${input.command}\` at commit ${info.commit}`);
   lines.push(
     `- Load: \`proxy test --target ADDR --json\`, ${o.cell / 1000} s measured after ` +
       `${o.warmup / 1000} s of warm-up per cell, closed loop (each connection keeps PIPELINE ` +
