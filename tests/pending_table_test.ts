@@ -86,3 +86,35 @@ Deno.test("PendingTable.clear() forgets everything", () => {
   for (const id of ids) assert.equal(table.get(id), undefined);
   assert.equal(table.capacity, 8);
 });
+
+Deno.test("PendingTable entries() skips what the loop removes, clears or moves", () => {
+  const table = new PendingTable<string>(8);
+  const ids = Array.from({ length: 40 }, (_, i) => table.add(`v${i}`)); // grown past 64 slots
+  // Cleared by the first visit (as Endpoint.sweep's callback may close the endpoint).
+  const seen: string[] = [];
+  for (const [, v] of table.entries()) {
+    seen.push(v);
+    table.clear();
+  }
+  assert.equal(seen.length, 1, "nothing after clear()");
+
+  for (const id of ids) table.take(id);
+  const held = Array.from({ length: 3 }, (_, i) => table.add(`w${i}`));
+  // Removing the others while visiting the first: they are not visited.
+  const visited: number[] = [];
+  for (const [id] of table.entries()) {
+    visited.push(id);
+    for (const other of held) if (other !== id) table.delete(other);
+  }
+  assert.equal(visited.length, 1);
+
+  // Growing while visiting: what is still held is visited once, with its value.
+  const grow = new PendingTable<string>(8);
+  const first = [grow.add("a"), grow.add("b"), grow.add("c")];
+  const got = new Map<number, string>();
+  for (const [id, v] of grow.entries()) {
+    got.set(id, v);
+    if (got.size === 1) { for (let i = 0; i < 20; i++) grow.add(`x${i}`); }
+  }
+  for (const id of first) assert.equal(got.get(id), grow.get(id));
+});

@@ -1,21 +1,23 @@
 /**
  * Copies of small frames packed into shared chunks: a request that waits in
  * the queue (or may be retried) must outlive the read buffer it came from,
- * and one `ArrayBuffer` per copy (a `slice()`) cost the proxy a quarter more
- * CPU per request when 64 clients x 16 pipelined requests kept the queue
- * full (bench/2026-11-25-targets.md).
+ * and one `ArrayBuffer` per copy (a `slice()`) cost the proxy half again as
+ * much CPU per request when 64 clients x 16 pipelined requests kept the
+ * queue full (bench/2026-11-25-targets.md).
  *
- * A chunk lives while any copy in it does, so what it holds is bounded by
- * the copies alive (the queue's size and the requests in flight) times
- * {@linkcode CHUNK_SIZE}.
+ * A chunk lives while any copy in it does: at worst (every live copy in a
+ * chunk of its own, the others gone) the chunks hold the copies alive (the
+ * queue's size plus the retryable requests in flight) times
+ * {@linkcode CHUNK_SIZE}. Chunks are kept small for that; 8 KiB chunks
+ * measured no faster.
  *
  * @module
  */
 
 /** Bytes of one chunk. */
-export const CHUNK_SIZE = 8 * 1024;
+export const CHUNK_SIZE = 2 * 1024;
 /** Frames above this size get an `ArrayBuffer` of their own. */
-export const MAX_PACKED = 1024;
+export const MAX_PACKED = 256;
 
 /** Hands out copies of frames; owned by one dispatcher. */
 export class FrameArena {

@@ -91,13 +91,19 @@ export class PendingTable<T> {
     return this.take(id) !== undefined;
   }
 
-  /** The msgids and values held, in slot order (not the order added). */
+  /**
+   * The msgids and values held, in slot order (not the order added). Values
+   * removed meanwhile are skipped, also when the loop's body clears or
+   * resizes the table; values added meanwhile may or may not be visited.
+   */
   *entries(): IterableIterator<[number, T]> {
     const values = this.#values;
     const ids = this.#ids;
     for (let slot = 0; slot < values.length; slot++) {
       const value = values[slot];
-      if (value !== undefined) yield [ids[slot]!, value];
+      if (value === undefined) continue;
+      const id = ids[slot]!;
+      if (this.get(id) === value) yield [id, value];
     }
   }
 
@@ -108,8 +114,8 @@ export class PendingTable<T> {
 
   /** Removes every value. */
   clear(): void {
+    this.#values.fill(undefined);
     if (this.#values.length > this.#initial) this.#resize(this.#initial, false);
-    else this.#values.fill(undefined);
     this.#size = 0;
   }
 
