@@ -38,7 +38,14 @@ function parseSpec(text: string): Spec {
   const hash = text.indexOf("#");
   const dir = hash < 0 ? text : text.slice(0, hash);
   const flags = hash < 0 ? [] : text.slice(hash + 1).split(" ").filter(Boolean);
-  return { label: text, dir: Deno.realPathSync(dir), flags };
+  let real: string;
+  try {
+    real = Deno.realPathSync(dir);
+    Deno.statSync(`${real}/cli/main.ts`);
+  } catch {
+    throw new Error(`Cannot compare "${text}": ${dir} is not a checkout (no cli/main.ts)`);
+  }
+  return { label: text, dir: real, flags };
 }
 
 async function cpuTicks(pid: number): Promise<number> {
@@ -130,4 +137,11 @@ async function main(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) await main(Deno.args);
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    Deno.exit(1);
+  }
+}
