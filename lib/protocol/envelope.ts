@@ -10,6 +10,7 @@
 
 import { ErrorCode } from "./errors.ts";
 import { InvalidMessageError, NOTIFICATION, REQUEST, RESPONSE } from "./message.ts";
+import { type Span, textSpan } from "./_text_span.ts";
 
 /** What {@linkcode readEnvelope} found; reused between calls to avoid allocation. */
 export interface Envelope {
@@ -57,6 +58,8 @@ function viewOf(bytes: Uint8Array): DataView {
 // Scratch register: the readers below return a value and leave the offset
 // after it here, so the hot path allocates no tuples. Always written before read.
 let intEnd = 0;
+// Where readName found the name's bytes.
+const span: Span = { start: 0, end: 0 };
 // Set by readName when the bytes of a name are not UTF-8 (not just "no string").
 let badUtf8 = false;
 
@@ -117,27 +120,11 @@ function readInt(frame: Uint8Array, view: DataView, pos: number): number | bigin
 
 // Reads a method name at pos: a str, or a bin (old MessagePack had no str/bin
 // split, and some clients still send names that way), as UTF-8. Sets intEnd.
-function readName(frame: Uint8Array, view: DataView, pos: number): string | undefined {
+function readName(frame: Uint8Array, pos: number): string | undefined {
   badUtf8 = false;
-  const b = frame[pos];
-  if (b === undefined) return undefined;
-  let len: number;
-  let start: number;
-  if (b >= 0xa0 && b <= 0xbf) {
-    len = b & 0x1f;
-    start = pos + 1;
-  } else if ((b === 0xd9 || b === 0xc4) && pos + 2 <= frame.length) {
-    len = frame[pos + 1]!;
-    start = pos + 2;
-  } else if ((b === 0xda || b === 0xc5) && pos + 3 <= frame.length) {
-    len = view.getUint16(frame.byteOffset + pos + 1);
-    start = pos + 3;
-  } else if ((b === 0xdb || b === 0xc6) && pos + 5 <= frame.length) {
-    len = view.getUint32(frame.byteOffset + pos + 1);
-    start = pos + 5;
-  } else return undefined;
-  const end = start + len;
-  if (end > frame.length) return undefined;
+  if (!textSpan(frame, pos, span)) return undefined;
+  const { start, end } = span;
+  const len = end - start;
   intEnd = end;
   // Method names are few and short: the same name comes back as the same
   // string, without building one per message.
@@ -245,7 +232,7 @@ export function readEnvelope(frame: Uint8Array, out: Envelope): Envelope {
       out.body = intEnd;
       return out;
     }
-    const method = readName(frame, view, intEnd);
+    const method = readName(frame, intEnd);
     if (method === undefined) throw invalid(nameError("request"), msgid);
     if (!isArrayAt(frame, intEnd)) {
       throw invalid("Cannot accept request: params is not an array", msgid);
@@ -256,7 +243,7 @@ export function readEnvelope(frame: Uint8Array, out: Envelope): Envelope {
   }
   if (type === NOTIFICATION) {
     if (len !== 3) throw invalid(`Cannot accept notification: expected 3 elements, got ${len}`);
-    const method = readName(frame, view, after);
+    const method = readName(frame, after);
     if (method === undefined) throw invalid(nameError("notification"));
     if (!isArrayAt(frame, intEnd)) {
       throw invalid("Cannot accept notification: params is not an array");

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { type Span, textSpan } from "./_text_span.ts";
+
 /**
  * Parses a `--route-key` path such as `user_id` or `0.tenant`.
  *
@@ -27,6 +29,7 @@ export function parseRoutePath(path: string): string[] {
 }
 
 const utf8 = new TextDecoder();
+const span: Span = { start: 0, end: 0 }; // where readText found the text
 
 /**
  * Follows `path` into the first element of the array at `offset` (a
@@ -74,7 +77,7 @@ function follow(frame: Uint8Array, offset: number, path: readonly string[]): str
     pos = head;
     let found = -1;
     for (let i = 0; i < mapLen && found < 0 && pos >= 0; i++) {
-      const key = readText(frame, view, pos);
+      const key = readText(frame, pos);
       pos = key === undefined ? skip(frame, view, pos) : head; // now at the value
       if (pos < 0) break;
       if (key === segment) found = pos;
@@ -83,7 +86,7 @@ function follow(frame: Uint8Array, offset: number, path: readonly string[]): str
     pos = found;
   }
   if (pos < 0) return undefined;
-  return readText(frame, view, pos) ?? readNumber(frame, view, pos);
+  return readText(frame, pos) ?? readNumber(frame, view, pos);
 }
 
 // After a header read by the helpers below: the offset after it.
@@ -127,27 +130,10 @@ function mapLength(frame: Uint8Array, view: DataView, pos: number): number {
 }
 
 // A str (or a bin, as old clients send text) at pos; sets head after it.
-function readText(frame: Uint8Array, view: DataView, pos: number): string | undefined {
-  const b = frame[pos];
-  if (b === undefined) return undefined;
-  let len: number;
-  let start: number;
-  if (b >= 0xa0 && b <= 0xbf) {
-    len = b & 0x1f;
-    start = pos + 1;
-  } else if ((b === 0xd9 || b === 0xc4) && pos + 2 <= frame.length) {
-    len = frame[pos + 1]!;
-    start = pos + 2;
-  } else if ((b === 0xda || b === 0xc5) && pos + 3 <= frame.length) {
-    len = view.getUint16(pos + 1);
-    start = pos + 3;
-  } else if ((b === 0xdb || b === 0xc6) && pos + 5 <= frame.length) {
-    len = view.getUint32(pos + 1);
-    start = pos + 5;
-  } else return undefined;
-  if (start + len > frame.length) return undefined;
-  head = start + len;
-  return utf8.decode(frame.subarray(start, start + len));
+function readText(frame: Uint8Array, pos: number): string | undefined {
+  if (!textSpan(frame, pos, span)) return undefined;
+  head = span.end;
+  return utf8.decode(frame.subarray(span.start, span.end));
 }
 
 function readNumber(frame: Uint8Array, view: DataView, pos: number): string | undefined {
