@@ -20,12 +20,12 @@ import { Command } from "commander";
 import { duration, intIn } from "../../cli/_options.ts";
 import { startProxy } from "../../lib/loadtest/server_process.ts";
 import { currentRuntime } from "../../lib/process/self_command.ts";
+import { cpuUse, sampleCpu } from "./cpu_sample.ts";
 import { parseShapes, shapeLabel } from "./plan.ts";
 import { median } from "./statistics.ts";
 import { HANDLER } from "./targets.ts";
 
 const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
-const CLK_TCK = 100;
 
 /** One checkout (and flags) under comparison. */
 interface Spec {
@@ -46,13 +46,6 @@ function parseSpec(text: string): Spec {
     throw new Error(`Cannot compare "${text}": ${dir} is not a checkout (no cli/main.ts)`);
   }
   return { label: text, dir: real, flags };
-}
-
-async function cpuTicks(pid: number): Promise<number> {
-  const out = await new Deno.Command("cat", { args: [`/proc/${pid}/stat`], stdout: "piped" })
-    .output();
-  const fields = new TextDecoder().decode(out.stdout).split(") ")[1]!.split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
 }
 
 async function load(address: string, args: string[], ms: number): Promise<number> {
@@ -114,9 +107,11 @@ async function main(args: string[]): Promise<void> {
       });
       try {
         await load(proxy.address, loadArgs, 1000); // warm-up
-        const before = await cpuTicks(proxy.pid);
+        const before = await sampleCpu([proxy.pid]);
         const sent = await load(proxy.address, loadArgs, o.cell);
-        const us = (await cpuTicks(proxy.pid) - before) * (1e6 / CLK_TCK) / sent;
+        const after = await sampleCpu([proxy.pid]);
+        const groups = { frontPids: [proxy.pid], workerPids: [] };
+        const us = cpuUse(before, after, groups, sent).front;
         results.get(spec)!.us.push(us);
         results.get(spec)!.rps.push(sent / (o.cell / 1000));
         console.error(`round ${round + 1}: ${spec.label}: ${us.toFixed(2)} us/req`);

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { type Address, connect, parseAddress } from "../../lib/net/address.ts";
+
 async function pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
   const buf = new Uint8Array(64 * 1024);
   try {
@@ -33,22 +35,18 @@ async function pipe(from: Deno.Conn, to: Deno.Conn): Promise<void> {
   }
 }
 
-async function serve(port: number, backends: string[]): Promise<void> {
+async function serve(port: number, backends: Address[]): Promise<void> {
   const open = backends.map(() => 0);
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
   for await (const client of listener) {
     let i = 0;
     for (let j = 1; j < open.length; j++) if (open[j]! < open[i]!) i = j;
-    const [hostname, p] = [
-      backends[i]!.slice(0, backends[i]!.lastIndexOf(":")),
-      backends[i]!.slice(backends[i]!.lastIndexOf(":") + 1),
-    ];
     open[i]!++;
-    Deno.connect({ hostname, port: Number(p) }).then((server) => {
-      client.setNoDelay(true);
-      server.setNoDelay(true);
-      return Promise.all([pipe(client, server), pipe(server, client)]);
-    }).catch(() => client.close()).finally(() => open[i]!--);
+    client.setNoDelay(true);
+    connect(backends[i]!) // TCP_NODELAY too
+      .then((server) => Promise.all([pipe(client, server), pipe(server, client)]))
+      .catch(() => client.close())
+      .finally(() => open[i]!--);
   }
 }
 
@@ -58,5 +56,5 @@ if (import.meta.main) {
     console.error("usage: deno_relay.ts PORT BACKEND...");
     Deno.exit(2);
   }
-  await serve(Number(port), backends);
+  await serve(Number(port), backends.map(parseAddress));
 }
