@@ -341,7 +341,7 @@ export class Upstream implements TrackedHost {
     }, delay);
   }
 
-  /** Sends a request on its least loaded connection that reads what it is sent. */
+  /** Sends a request on the first writable connection under its share, else the least loaded. */
   send(call: Call): void {
     // One connection at a time, as Envoy's HTTP/2 pool does: the next takes
     // requests once this one carries its share of the in-flight limit (or
