@@ -8,6 +8,7 @@
  * git worktree add /tmp/before HEAD~1
  * deno task bench:compare --shape 16x16 /tmp/before .
  * deno task bench:compare --shape 64x16 . ".#--max-in-flight-per-worker 1024"
+ * deno task bench:compare --shape 1x16 --load "--method spin --params [200]" /tmp/before .
  * ```
  *
  * Each SPEC is a checkout's directory, optionally followed by `#` and
@@ -23,7 +24,7 @@ import { currentRuntime } from "../../lib/process/self_command.ts";
 import { cpuUse, sampleCpu } from "./cpu_sample.ts";
 import { parseShapes, shapeLabel } from "./plan.ts";
 import { median } from "./statistics.ts";
-import { HANDLER } from "./targets.ts";
+import { HANDLER, workerPids } from "./targets.ts";
 
 const MAIN = new URL("../../cli/main.ts", import.meta.url).pathname;
 
@@ -81,8 +82,11 @@ async function main(args: string[]): Promise<void> {
     .option("--rounds <n>", "runs of each spec, in a rotating order", intIn(1, 50), 4)
     .option("--workers <n>", "workers of each proxy", intIn(0, 64), 2)
     .option("--cell <duration>", "measured load per run", duration("s"), 3000)
+    .option("--load <flags>", "more flags for proxy test (e.g. a method)", "")
     .parse(args, { from: "user" });
-  const o = program.opts<{ shape: string; rounds: number; workers: number; cell: number }>();
+  const o = program.opts<
+    { shape: string; rounds: number; workers: number; cell: number; load: string }
+  >();
   const specs = program.args.map(parseSpec);
   const shape = parseShapes(o.shape)[0]!;
   const loadArgs = [
@@ -90,9 +94,10 @@ async function main(args: string[]): Promise<void> {
     String(shape.connections),
     "--pipeline",
     String(shape.pipeline),
+    ...o.load.split(" ").filter(Boolean),
   ];
-  const results = new Map<Spec, { us: number[]; rps: number[] }>(
-    specs.map((s) => [s, { us: [], rps: [] }]),
+  const results = new Map<Spec, { us: number[]; workerUs: number[]; rps: number[] }>(
+    specs.map((s) => [s, { us: [], workerUs: [], rps: [] }]),
   );
   for (let round = 0; round < o.rounds; round++) {
     for (let i = 0; i < specs.length; i++) {
@@ -107,27 +112,37 @@ async function main(args: string[]): Promise<void> {
       });
       try {
         await load(proxy.address, loadArgs, 1000); // warm-up
-        const before = await sampleCpu([proxy.pid]);
+        const workers = o.workers > 0 ? await workerPids(proxy.address) : [];
+        const pids = [proxy.pid, ...workers];
+        const before = await sampleCpu(pids);
         const sent = await load(proxy.address, loadArgs, o.cell);
-        const after = await sampleCpu([proxy.pid]);
-        const groups = { frontPids: [proxy.pid], workerPids: [] };
-        const us = cpuUse(before, after, groups, sent).front;
-        results.get(spec)!.us.push(us);
-        results.get(spec)!.rps.push(sent / (o.cell / 1000));
-        console.error(`round ${round + 1}: ${spec.label}: ${us.toFixed(2)} us/req`);
+        const after = await sampleCpu(pids);
+        const use = cpuUse(before, after, { frontPids: [proxy.pid], workerPids: workers }, sent);
+        const r = results.get(spec)!;
+        r.us.push(use.front);
+        r.workerUs.push(use.workers);
+        r.rps.push(sent / (o.cell / 1000));
+        console.error(
+          `round ${round + 1}: ${spec.label}: ${use.front.toFixed(2)} us/req, workers ${
+            use.workers.toFixed(2)
+          }`,
+        );
       } finally {
         await proxy.stop();
       }
     }
   }
-  console.log(`${shapeLabel(shape)}, ${o.workers} workers, ${o.rounds} rounds (medians):`);
-  console.log("| spec | front-end CPU us/req | requests/s | runs (us/req) |");
-  console.log("| --- | ---: | ---: | --- |");
+  const extra = o.load === "" ? "" : `, proxy test ${o.load}`;
+  console.log(`${shapeLabel(shape)}${extra}, ${o.workers} workers, ${o.rounds} rounds (medians):`);
+  console.log(
+    "| spec | front-end CPU us/req | workers' CPU us/req | requests/s | runs (front us/req) |",
+  );
+  console.log("| --- | ---: | ---: | ---: | --- |");
   for (const [spec, r] of results) {
     console.log(
-      `| \`${spec.label}\` | ${median(r.us).toFixed(2)} | ${Math.round(median(r.rps))} | ${
-        r.us.map((u) => u.toFixed(2)).join(" ")
-      } |`,
+      `| \`${spec.label}\` | ${median(r.us).toFixed(2)} | ${median(r.workerUs).toFixed(2)} | ${
+        Math.round(median(r.rps))
+      } | ${r.us.map((u) => u.toFixed(2)).join(" ")} |`,
     );
   }
 }

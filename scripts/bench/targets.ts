@@ -304,7 +304,7 @@ export async function startNginx(
 }
 
 /** The pids of a proxy's workers, from its `proxy.stats`. */
-async function workerPids(address: string): Promise<number[]> {
+export async function workerPids(address: string): Promise<number[]> {
   const client = await RpcClient.connect(address);
   try {
     const stats = await client.call("proxy.stats", [], { timeout: 5000 }) as {
