@@ -15,6 +15,7 @@ function host(id: number, load: number, served: number, available = true): Host 
     load,
     served,
     latencyMs: 0,
+    paceUs: 0,
     available,
     send() {},
     notify: () => true,

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { Call } from "../lib/dispatch/call.ts";
 import type { Host } from "../lib/dispatch/host.ts";
 import { HashBalancer, maglevTable } from "../lib/dispatch/balancers/consistent_hash.ts";
+import { BatchKeeping } from "../lib/dispatch/balancers/batch_keeping.ts";
 import { EwmaBalancer } from "../lib/dispatch/balancers/ewma.ts";
 import { LeastRequestBalancer } from "../lib/dispatch/balancers/least_request.ts";
 import { RoundRobinBalancer } from "../lib/dispatch/balancers/round_robin.ts";
@@ -15,6 +16,7 @@ interface FakeHost extends Host {
   load: number;
   available: boolean;
   latencyMs: number;
+  paceUs: number;
   warmth: number;
 }
 
@@ -28,6 +30,7 @@ function host(id: number, options: Partial<FakeHost> = {}): FakeHost {
     load: 0,
     served: 0,
     latencyMs: 0,
+    paceUs: 0,
     available: true,
     send() {},
     notify: () => true,
@@ -42,6 +45,38 @@ function lcg(seed = 42): () => number {
   let s = seed;
   return () => (s = (s * 16807) % 2147483647) / 2147483647;
 }
+
+Deno.test("batch keeping: one read's requests stay on a quick host; a new read, a slow or full host, a retry or no batch gets the inner pick", () => {
+  const hosts = [host(1), host(2), host(3)];
+  // Least request inside: a kept pick shows against it (the kept host is not the least loaded).
+  const keeping = new BatchKeeping(new LeastRequestBalancer(lcg()), 50);
+  const requester = { closed: false, batch: 1, deliver() {}, fail() {} };
+  const pick = (options: { avoid?: Host; requester?: object } = {}) => {
+    const call = { requester: options.requester ?? requester, avoid: options.avoid ?? null };
+    const h = keeping.pick(hosts, call as unknown as Call) as FakeHost;
+    h.load++;
+    return h;
+  };
+  const first = pick();
+  assert.deepEqual([pick(), pick(), pick()], [first, first, first], "kept while quick");
+  assert.notEqual(pick({ avoid: first }), first, "a retry: the inner pick");
+  requester.batch = 2;
+  const second = pick();
+  assert.notEqual(second, first, "the next read: the least loaded");
+  assert.equal(pick(), second);
+  second.paceUs = 50;
+  assert.notEqual(pick(), second, "at the bound: each request picked on its own");
+  second.paceUs = 0;
+  requester.batch = 3;
+  const third = pick();
+  third.available = false;
+  assert.notEqual(pick(), third, "full: picked elsewhere");
+  third.available = true;
+  for (const h of hosts) h.load = 0;
+  const plain = { closed: false, deliver() {}, fail() {} };
+  const a = pick({ requester: plain });
+  assert.notEqual(pick({ requester: plain }), a, "no batches: least request");
+});
 
 Deno.test("round robin follows the weights exactly and smoothly", () => {
   const hosts = [host(1, { weight: 3 }), host(2, { weight: 1 }), host(3, { weight: 2 })];

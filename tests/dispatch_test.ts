@@ -24,6 +24,7 @@ import {
 } from "../lib/dispatch/health.ts";
 import { PeakEwma } from "../lib/dispatch/peak_ewma.ts";
 import { RetryBudget } from "../lib/dispatch/retry_budget.ts";
+import { ServicePace } from "../lib/dispatch/service_pace.ts";
 import type { SetStats } from "../lib/dispatch/stats.ts";
 import { parseUpstreamSpec } from "../lib/dispatch/upstream_spec.ts";
 import { encodeRequest, encodeResult, requestTail, type WireError } from "../lib/protocol/mod.ts";
@@ -95,6 +96,51 @@ Deno.test("a crash loop is threshold exits within the window, backoff doubles to
   assert.equal(ewma.value, 50, "a slower answer is taken at once");
 });
 
+Deno.test("a host's pace is its busy time per answer: idle gaps do not count, a slower window counts at once", () => {
+  let t = 0;
+  const pace = new ServicePace({ window: 4, now: () => t });
+  assert.equal(pace.us, 0, "unmeasured");
+  pace.started();
+  t = 0.1;
+  pace.answered(1);
+  t = 0.2;
+  pace.answered(0); // idle from here
+  t = 50; // 50 ms with nothing to do
+  pace.started();
+  pace.started(); // already busy: no new start
+  t = 50.1;
+  pace.answered(1);
+  assert.equal(pace.us, 0, "three answers: no full window yet");
+  t = 50.2;
+  pace.answered(0);
+  const near = (a: number, b: number) => Math.abs(a - b) < 1e-6;
+  assert.ok(near(pace.us, 100), `0.4 ms busy over 4 answers: ${pace.us}`);
+  // A slower window (1 ms per answer) is taken at once...
+  pace.started();
+  for (let i = 3; i >= 0; i--) {
+    t += 1;
+    pace.answered(i);
+  }
+  assert.ok(near(pace.us, 1000), String(pace.us));
+  // ...a faster one (10 us per answer) pulls it down by a quarter.
+  pace.started();
+  for (let i = 3; i >= 0; i--) {
+    t += 0.01;
+    pace.answered(i);
+  }
+  assert.ok(near(pace.us, 1000 + (10 - 1000) / 4), String(pace.us));
+  // Requests that end without answers (a broken connection) stop the clock.
+  const broken = new ServicePace({ window: 1, now: () => t });
+  broken.started();
+  t += 0.5;
+  broken.idle();
+  t += 100;
+  broken.started();
+  t += 0.5;
+  broken.answered(0);
+  assert.ok(near(broken.us, 1000), `1 ms busy, 100 ms idle not counted: ${broken.us}`);
+});
+
 Deno.test("--upstream values parse, and bad ones say why", () => {
   assert.deepEqual(parseUpstreamSpec("tcp:10.0.0.1:9000,weight=3"), {
     kind: "static",
@@ -134,6 +180,7 @@ class FakeHost implements TrackedHost {
   readonly weight = 1;
   readonly warmth = 1;
   readonly latencyMs = 0;
+  paceUs = 0;
   readonly pid = null;
   served = 0;
   maxInFlight = 1;

@@ -23,6 +23,12 @@ export interface Requester {
   deliver(msgid: number, frame: Uint8Array, tail: number): void;
   /** Answers `msgid` with an error. */
   fail(msgid: number, error: WireError): void;
+  /**
+   * Which read of the requester's input the requests now arriving came
+   * from (a client connection's read count): requests of one batch may be
+   * kept on one host. Undefined: no batches (each request on its own).
+   */
+  readonly batch?: number;
 }
 
 /** A request (or notification) on its way to a host. */

@@ -156,6 +156,7 @@ export function assembleDispatcher(options: DispatcherFactoryOptions): Dispatche
     set: sets.length === 1 ? sets[0]! : new CompositeSet(sets),
     balancer: createBalancer(s.balance, {
       hashBalanceFactor: s.hashBalanceFactor,
+      keepBatchBelowUs: s.keepBatchBelow,
       ...(random ? { random } : {}),
     }),
     mode: hasWorkers ? s.pool : "upstreams",

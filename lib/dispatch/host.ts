@@ -32,6 +32,11 @@ export interface Host {
   readonly served: number;
   /** Peak-EWMA latency in ms (0 until measured). */
   readonly latencyMs: number;
+  /**
+   * Microseconds of work per answer while it has requests outstanding
+   * (see `ServicePace`); 0 until measured.
+   */
+  readonly paceUs: number;
   /** True when it can take a request now: ready, not draining, under its limits. */
   readonly available: boolean;
   /** Sends a request (only when `available`). */

@@ -17,6 +17,8 @@ export interface WorkerStats {
   restarts: number;
   rss_mb: number | null;
   unwritten_bytes: number;
+  /** Microseconds of work per answer while it had requests (0 until measured). */
+  pace_us: number;
   started_at: string;
 }
 
@@ -46,6 +48,8 @@ export interface UpstreamStats {
   ejections: number;
   /** Peak-EWMA latency in ms. */
   ewma_ms: number;
+  /** Microseconds of work per answer while it had requests (0 until measured). */
+  pace_us: number;
   /** Connections open (of those wanted). */
   connections: number;
 }

@@ -678,6 +678,7 @@ export class Supervisor implements EndpointSet {
           restarts: slot.restarts,
           rss_mb: w.rssMb,
           unwritten_bytes: w.unwritten,
+          pace_us: Math.round(w.paceUs * 10) / 10,
           started_at: new Date(w.startedAt).toISOString(),
         });
       }
@@ -693,6 +694,7 @@ export class Supervisor implements EndpointSet {
           restarts: slot.restarts,
           rss_mb: null,
           unwritten_bytes: 0,
+          pace_us: 0,
           started_at: "",
         });
       }

@@ -18,6 +18,7 @@ import { Endpoint } from "./endpoint.ts";
 import type { TrackedHost } from "./endpoint_set.ts";
 import { HealthCheckState, OutlierState } from "./health.ts";
 import { PeakEwma } from "./peak_ewma.ts";
+import { ServicePace } from "./service_pace.ts";
 import type { UpstreamStats } from "./stats.ts";
 
 /** How an upstream's health is checked actively. */
@@ -102,6 +103,7 @@ export class Upstream implements TrackedHost {
   readonly #health: HealthCheckState;
   readonly #outlier: OutlierState;
   readonly #ewma: PeakEwma;
+  readonly #pace: ServicePace;
   #weight: number;
   #warmSince = -1; // when it last became routable (slow start)
   #wasRoutable = false;
@@ -129,6 +131,7 @@ export class Upstream implements TrackedHost {
     this.#health = new HealthCheckState(options.rise, options.fall);
     this.#outlier = new OutlierState(options.consecutiveFailures);
     this.#ewma = new PeakEwma({ now: this.#now });
+    this.#pace = new ServicePace({ now: this.#now });
   }
 
   /** Its configured share of requests. */
@@ -179,6 +182,11 @@ export class Upstream implements TrackedHost {
   /** Peak-EWMA latency (ms). */
   get latencyMs(): number {
     return this.#ewma.value;
+  }
+
+  /** Microseconds of work per answer (0 until measured). */
+  get paceUs(): number {
+    return this.#pace.us;
   }
 
   /** True while passive detection keeps it out. */
@@ -297,11 +305,15 @@ export class Upstream implements TrackedHost {
       now: this.#now,
       timed: this.#o.timed ?? false,
       onAnswer: (_e, call, ms) => {
+        this.#pace.answered(this.load);
         if (ms > 0) this.#ewma.observe(ms);
         this.#outlier.recordSuccess();
         this.#o.onAnswer?.(this, call);
       },
-      onFreed: () => this.#o.onAnswer?.(this, null),
+      onFreed: () => {
+        this.#pace.answered(this.load);
+        this.#o.onAnswer?.(this, null);
+      },
       onProtocolError: (_e, message) => log.warn(`Upstream ${this.label} ${message}`),
       onClose: (e, orphans) => this.#onClose(slot, e, orphans),
     });
@@ -311,6 +323,7 @@ export class Upstream implements TrackedHost {
   #onClose(slot: number, endpoint: Endpoint, orphans: Call[]): void {
     if (this.#endpoints[slot] === endpoint) this.#endpoints[slot] = null;
     this.#servedBefore += endpoint.served;
+    if (this.load === 0) this.#pace.idle();
     if (orphans.length > 0) {
       this.#failures++;
       if (this.#outlier.recordFailure()) this.#o.onOutlier?.(this);
@@ -348,6 +361,7 @@ export class Upstream implements TrackedHost {
     // cannot be written). Spread over every connection, one pipelined client
     // is cut into smaller writes and reads on both sides: 1.6x the CPU per
     // request at 1 x 16 with 2 connections (bench/2026-11-25-targets.md).
+    if (this.load === 0) this.#pace.started();
     const share = Math.ceil(this.#o.maxInFlight / this.#endpoints.length);
     let least: Endpoint | null = null;
     for (const e of this.#endpoints) {
@@ -479,6 +493,7 @@ export class Upstream implements TrackedHost {
       failures: this.#failures,
       ejections: this.#outlier.ejections,
       ewma_ms: Math.round(this.#ewma.value * 1000) / 1000,
+      pace_us: Math.round(this.#pace.us * 10) / 10,
       connections: this.connected,
     };
   }

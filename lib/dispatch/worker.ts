@@ -19,6 +19,7 @@ import {
 import type { Call, Requester } from "./call.ts";
 import { Endpoint } from "./endpoint.ts";
 import type { TrackedHost } from "./endpoint_set.ts";
+import { ServicePace } from "./service_pace.ts";
 
 /** Where a worker is in its life. */
 export type WorkerState = "starting" | "ready" | "draining" | "exited";
@@ -113,6 +114,7 @@ export class Worker implements TrackedHost {
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #maxInFlight: number;
   readonly #options: WorkerOptions;
+  readonly #pace = new ServicePace();
 
   /** @param options What to start and whom to tell. */
   constructor(options: WorkerOptions) {
@@ -161,6 +163,11 @@ export class Worker implements TrackedHost {
   /** Not measured for local workers (least-request balances them). */
   get latencyMs(): number {
     return 0;
+  }
+
+  /** Microseconds of work per answer (0 until measured). */
+  get paceUs(): number {
+    return this.#pace.us;
   }
 
   /** Bytes the proxy has queued for it and not yet written. */
@@ -300,10 +307,12 @@ export class Worker implements TrackedHost {
         ? {}
         : { errorFormat: this.#options.errorFormat }),
       onAnswer: (endpoint, call) => {
+        this.#pace.answered(endpoint.load);
         if (endpoint.inFlight === 0) this.idleSince = performance.now();
         if (this.#state !== "starting") this.#options.onAnswer?.(this, call);
       },
-      onFreed: () => {
+      onFreed: (endpoint) => {
+        this.#pace.answered(endpoint.load);
         if (this.#state === "ready") this.#options.onFreed?.(this);
       },
       onProtocolError: (_e, message) => this.kill(message),
@@ -322,7 +331,9 @@ export class Worker implements TrackedHost {
   /** Forwards a request (hot path). */
   send(call: Call): void {
     this.assigned++;
-    this.#endpoint!.send(call);
+    const endpoint = this.#endpoint!;
+    if (endpoint.load === 0) this.#pace.started();
+    endpoint.send(call);
   }
 
   /**

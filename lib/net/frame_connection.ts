@@ -147,6 +147,11 @@ export class FrameConnection<F = Uint8Array> {
     this.#decoder.setLimit?.(limit);
   }
 
+  /** Reads that brought bytes so far (the frames of one read form a batch). */
+  get reads(): number {
+    return this.#reads;
+  }
+
   /** Bytes read so far. */
   get bytesRead(): number {
     return this.#bytesRead;

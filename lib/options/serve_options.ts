@@ -205,6 +205,15 @@ export const SERVE_OPTIONS: OptionTable = [
     also: [0],
   }),
   intOption({
+    name: "keep-batch-below",
+    arg: "us",
+    help: "least-request, ewma: the requests of one read from a client stay on one host while it " +
+      "answers in under this many microseconds each (0 = spread every request)",
+    default: 50,
+    min: 0,
+    max: 1_000_000,
+  }),
+  intOption({
     name: "upstream-connections",
     help: "multiplexed connections kept open to each upstream",
     default: 2,
@@ -583,6 +592,12 @@ export interface ServeSettings extends LogSettings, WorkerPermissionSettings {
    * no bound). Default: `0`.
    */
   hashBalanceFactor: number;
+  /**
+   * `--keep-batch-below`: least-request, ewma: the requests of one read from a client stay on one
+   * host while it answers in under this many microseconds each (0 = spread every request). Default:
+   * `50`.
+   */
+  keepBatchBelow: number;
   /** `--upstream-connections`: multiplexed connections kept open to each upstream. Default: `2`. */
   upstreamConnections: number;
   /**

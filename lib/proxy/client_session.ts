@@ -162,6 +162,11 @@ export class ClientSession implements Requester {
     return this.#conn.closed;
   }
 
+  /** The read its requests now come from: they may be kept on one host. */
+  get batch(): number {
+    return this.#conn.reads;
+  }
+
   /** Answers this session still owes. */
   get owed(): number {
     return this.#owed;

@@ -95,7 +95,7 @@ export function maglevTable(
  * @example Usage
  * ```ts
  * import { HashBalancer } from "./consistent_hash.ts";
- * const host = (id: number) => ({ id, label: `10.0.0.${id}:9000`, key: undefined, weight: 1, warmth: 1, load: 0, served: 0, latencyMs: 0, available: true, send() {}, notify: () => true });
+ * const host = (id: number) => ({ id, label: `10.0.0.${id}:9000`, key: undefined, weight: 1, warmth: 1, load: 0, served: 0, latencyMs: 0, paceUs: 0, available: true, send() {}, notify: () => true });
  * const hosts = [host(1), host(2), host(3)];
  * const balancer = new HashBalancer();
  * const call = { key: "user-42" } as never;

@@ -5,6 +5,7 @@
  */
 
 import type { Balancer, BalanceStrategy } from "./balancer.ts";
+import { BatchKeeping } from "./batch_keeping.ts";
 import { HashBalancer } from "./consistent_hash.ts";
 import { EwmaBalancer } from "./ewma.ts";
 import { LeastRequestBalancer } from "./least_request.ts";
@@ -16,6 +17,13 @@ export interface CreateBalancerOptions {
   hashBalanceFactor?: number;
   /** Randomness in [0, 1). @default {Math.random} */
   random?: () => number;
+  /**
+   * `least-request` and `ewma`: a read batch stays on one host while the
+   * host's pace is under this many µs per answer (see `BatchKeeping`); 0
+   * spreads every request.
+   * @default {0}
+   */
+  keepBatchBelowUs?: number;
 }
 
 /**
@@ -35,8 +43,13 @@ export function createBalancer(
     case "hash":
       return new HashBalancer({ balanceFactor: options.hashBalanceFactor ?? 0 });
     case "ewma":
-      return new EwmaBalancer(options.random);
+      return keepBatches(new EwmaBalancer(options.random), options);
     default:
-      return new LeastRequestBalancer(options.random);
+      return keepBatches(new LeastRequestBalancer(options.random), options);
   }
+}
+
+function keepBatches(inner: Balancer, options: CreateBalancerOptions): Balancer {
+  const us = options.keepBatchBelowUs ?? 0;
+  return us > 0 ? new BatchKeeping(inner, us) : inner;
 }

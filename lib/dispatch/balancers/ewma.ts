@@ -17,7 +17,7 @@ const UNMEASURED_MS = 0.001;
  * @example Usage
  * ```ts
  * import { EwmaBalancer } from "./ewma.ts";
- * const host = (id: number, latencyMs: number) => ({ id, label: String(id), key: undefined, weight: 1, warmth: 1, load: 0, served: 0, latencyMs, available: true, send() {}, notify: () => true });
+ * const host = (id: number, latencyMs: number) => ({ id, label: String(id), key: undefined, weight: 1, warmth: 1, load: 0, served: 0, latencyMs, paceUs: 0, available: true, send() {}, notify: () => true });
  * console.log(new EwmaBalancer().pick([host(1, 50), host(2, 1)])?.id); // 2
  * ```
  */

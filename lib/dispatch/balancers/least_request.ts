@@ -17,8 +17,8 @@ import type { Balancer } from "./balancer.ts";
  * ```ts
  * import { LeastRequestBalancer } from "./least_request.ts";
  * const hosts = [
- *   { id: 1, label: "a", key: undefined, weight: 1, warmth: 1, load: 3, served: 10, latencyMs: 0, available: true, send() {}, notify: () => true },
- *   { id: 2, label: "b", key: undefined, weight: 1, warmth: 1, load: 1, served: 10, latencyMs: 0, available: true, send() {}, notify: () => true },
+ *   { id: 1, label: "a", key: undefined, weight: 1, warmth: 1, load: 3, served: 10, latencyMs: 0, paceUs: 0, available: true, send() {}, notify: () => true },
+ *   { id: 2, label: "b", key: undefined, weight: 1, warmth: 1, load: 1, served: 10, latencyMs: 0, paceUs: 0, available: true, send() {}, notify: () => true },
  * ];
  * console.log(new LeastRequestBalancer().pick(hosts, {} as never)?.label); // b
  * ```

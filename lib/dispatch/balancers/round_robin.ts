@@ -15,7 +15,7 @@ import type { Balancer } from "./balancer.ts";
  * @example Usage
  * ```ts
  * import { RoundRobinBalancer } from "./round_robin.ts";
- * const host = (id: number, weight: number) => ({ id, label: String(id), key: undefined, weight, warmth: 1, load: 0, served: 0, latencyMs: 0, available: true, send() {}, notify: () => true });
+ * const host = (id: number, weight: number) => ({ id, label: String(id), key: undefined, weight, warmth: 1, load: 0, served: 0, latencyMs: 0, paceUs: 0, available: true, send() {}, notify: () => true });
  * const hosts = [host(1, 3), host(2, 1)];
  * const rr = new RoundRobinBalancer();
  * console.log([1, 2, 3, 4].map(() => rr.pick(hosts)?.id)); // [1, 1, 2, 1]

@@ -1,0 +1,75 @@
+/**
+ * Keeps the requests of one read batch (what one read of a client's
+ * connection brought) on one host while that host is quick, and otherwise
+ * lets another balancer pick each request.
+ *
+ * A client that pipelines 16 echoes gains nothing from having them spread
+ * over two workers, and pays for it: every host a batch touches costs a
+ * write and a wake-up on both sides, and the answers come back in more,
+ * smaller reads and writes. At 1 x 16 per-request spreading made 0.26 reads
+ * and 0.34 writes per request where HAProxy made 0.125 of each
+ * (bench/2026-11-25-targets.md). Costly requests, on a host whose pace is
+ * at or above the bound, are spread one by one as before: that is what
+ * keeps every worker busy with CPU-bound work.
+ *
+ * @module
+ */
+
+import type { Call, Requester } from "../call.ts";
+import type { Host } from "../host.ts";
+import type { Balancer } from "./balancer.ts";
+
+/**
+ * @example Usage
+ * ```ts
+ * import { BatchKeeping } from "./batch_keeping.ts";
+ * import { LeastRequestBalancer } from "./least_request.ts";
+ * const host = (id: number) => ({ id, label: String(id), key: undefined, weight: 1, warmth: 1, load: 0, served: 0, latencyMs: 0, paceUs: 5, available: true, send() {}, notify: () => true });
+ * const hosts = [host(1), host(2)];
+ * const balancer = new BatchKeeping(new LeastRequestBalancer(), 50);
+ * const requester = { closed: false, batch: 7, deliver() {}, fail() {} };
+ * const first = balancer.pick(hosts, { requester, avoid: null } as never)!;
+ * (first as { load: number }).load = 1; // least-request alone would now pick the other
+ * console.log(balancer.pick(hosts, { requester, avoid: null } as never) === first); // true
+ * ```
+ */
+export class BatchKeeping implements Balancer {
+  readonly #inner: Balancer;
+  readonly #underUs: number;
+  // The last pick made for a batch: whose, which read, among which hosts.
+  #requester: Requester | null = null;
+  #batch = -1;
+  #hosts: readonly Host[] | null = null;
+  #host: Host | null = null;
+
+  /**
+   * @param inner Picks the first request of each batch, and every request
+   *   of a batch whose host is slow.
+   * @param underUs The bound on the host's pace, µs per answer.
+   */
+  constructor(inner: Balancer, underUs: number) {
+    this.#inner = inner;
+    this.#underUs = underUs;
+  }
+
+  /** The batch's host when it is quick and can take more; else the inner balancer's pick. */
+  pick(hosts: readonly Host[], call: Call): Host | null {
+    const requester = call.requester;
+    const batch = requester.batch;
+    // A retry goes elsewhere (the dispatcher narrowed `hosts` for it).
+    if (batch === undefined || call.avoid !== null) return this.#inner.pick(hosts, call);
+    const kept = this.#host;
+    if (
+      kept !== null && requester === this.#requester && batch === this.#batch &&
+      hosts === this.#hosts && kept.available && kept.paceUs < this.#underUs
+    ) {
+      return kept;
+    }
+    const host = this.#inner.pick(hosts, call);
+    this.#requester = requester;
+    this.#batch = batch;
+    this.#hosts = hosts;
+    this.#host = host;
+    return host;
+  }
+}
