@@ -61,7 +61,8 @@ export class BatchKeeping implements Balancer {
     const kept = this.#host;
     if (
       kept !== null && requester === this.#requester && batch === this.#batch &&
-      hosts === this.#hosts && kept.available && kept.paceUs < this.#underUs
+      hosts === this.#hosts && kept.available && kept.paceUs > 0 &&
+      kept.paceUs < this.#underUs
     ) {
       return kept;
     }
@@ -72,4 +73,13 @@ export class BatchKeeping implements Balancer {
     this.#host = host;
     return host;
   }
+}
+
+// Work conserving: a batch does not pile up on one host while another has nothing to do.
+function idleOther(hosts: readonly Host[], kept: Host): boolean {
+  for (let i = 0; i < hosts.length; i++) {
+    const h = hosts[i]!;
+    if (h !== kept && h.load === 0 && h.available) return true;
+  }
+  return false;
 }
