@@ -74,12 +74,3 @@ export class BatchKeeping implements Balancer {
     return host;
   }
 }
-
-// Work conserving: a batch does not pile up on one host while another has nothing to do.
-function idleOther(hosts: readonly Host[], kept: Host): boolean {
-  for (let i = 0; i < hosts.length; i++) {
-    const h = hosts[i]!;
-    if (h !== kept && h.load === 0 && h.available) return true;
-  }
-  return false;
-}
