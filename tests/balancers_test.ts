@@ -46,8 +46,9 @@ function lcg(seed = 42): () => number {
   return () => (s = (s * 16807) % 2147483647) / 2147483647;
 }
 
-Deno.test("batch keeping: one read's requests stay on a quick host; a new read, a slow or full host, a retry or no batch gets the inner pick", () => {
-  const hosts = [host(1), host(2), host(3)];
+Deno.test("batch keeping: one read's requests stay on a quick host; a new read, a slow, full or unmeasured host, an idle other host, a retry or no batch gets the inner pick", () => {
+  // Measured quick, each with a request of another client.
+  const hosts = [host(1, { paceUs: 5, load: 1 }), host(2, { paceUs: 5, load: 1 })];
   // Least request inside: a kept pick shows against it (the kept host is not the least loaded).
   const keeping = new BatchKeeping(new LeastRequestBalancer(lcg()), 50);
   const requester = { closed: false, batch: 1, deliver() {}, fail() {} };
@@ -58,21 +59,33 @@ Deno.test("batch keeping: one read's requests stay on a quick host; a new read, 
     return h;
   };
   const first = pick();
+  const other = hosts.find((h) => h !== first)!;
   assert.deepEqual([pick(), pick(), pick()], [first, first, first], "kept while quick");
-  assert.notEqual(pick({ avoid: first }), first, "a retry: the inner pick");
+  assert.equal(pick({ avoid: first }), other, "a retry: the inner pick");
   requester.batch = 2;
-  const second = pick();
-  assert.notEqual(second, first, "the next read: the least loaded");
-  assert.equal(pick(), second);
-  second.paceUs = 50;
-  assert.notEqual(pick(), second, "at the bound: each request picked on its own");
-  second.paceUs = 0;
+  assert.equal(pick(), other, "the next read: the least loaded");
+  assert.equal(pick(), other);
+  other.paceUs = 50;
+  other.load = 10;
+  assert.equal(pick(), first, "at the bound: each request picked on its own");
+  other.paceUs = 0;
   requester.batch = 3;
-  const third = pick();
-  third.available = false;
-  assert.notEqual(pick(), third, "full: picked elsewhere");
-  third.available = true;
+  first.load = 1;
+  other.load = 0;
+  assert.equal(pick(), other);
+  other.load = 10;
+  assert.equal(pick(), first, "not measured yet: each request picked on its own");
+  other.paceUs = 5;
+  requester.batch = 4;
+  const fourth = pick();
+  fourth.available = false;
+  assert.notEqual(pick(), fourth, "full: picked elsewhere");
+  fourth.available = true;
+  requester.batch = 5;
   for (const h of hosts) h.load = 0;
+  const fifth = pick();
+  assert.notEqual(pick(), fifth, "another host is idle: it takes the next request");
+  for (const h of hosts) h.load = 1;
   const plain = { closed: false, deliver() {}, fail() {} };
   const a = pick({ requester: plain });
   assert.notEqual(pick({ requester: plain }), a, "no batches: least request");

@@ -71,46 +71,50 @@ Deno.test("serve answers through proxy client and the library client", async () 
   }
 });
 
-Deno.test("serve keeps one read's cheap requests on one worker, and spreads slow ones", async () => {
+Deno.test("serve keeps one read's cheap requests on one busy worker, and spreads slow ones", async () => {
   type Answer = [number, number, unknown, unknown];
-  // 16 requests in one write, so that the proxy reads them in one batch.
-  async function batch(raw: RawConnection, method: string, params: unknown[]): Promise<Answer[]> {
-    const frames = Array.from({ length: 16 }, (_, i) => encodeRequest(i + 1, method, params));
-    const bytes = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  // Requests in one write, so that the proxy reads them in one batch.
+  async function batch(raw: RawConnection, n: number, method: string, params: unknown[]) {
+    const frames = Array.from({ length: n }, (_, i) => encodeRequest(i + 1, method, params));
+    const bytes = new Uint8Array(frames.reduce((sum, f) => sum + f.length, 0));
     frames.reduce((at, f) => (bytes.set(f, at), at + f.length), 0);
     await raw.write(bytes);
     const answers: Answer[] = [];
-    for (let i = 0; i < 16; i++) answers.push(await raw.receive() as Answer);
+    for (let i = 0; i < n; i++) answers.push(await raw.receive() as Answer);
     return answers;
   }
   const pids = (answers: Answer[]) => new Set(answers.map((a) => (a[3] as { pid: number }).pid));
-  {
-    const { proc, address } = await startProxy();
-    await using _ = proc;
-    await using raw = await RawConnection.open(address);
-    assert.equal(pids(await batch(raw, "info", [])).size, 1, "a cheap batch stays together");
-    // sleep(20) takes over 50 us per answer: once both workers are measured
-    // (16 answers each), a batch of them is spread request by request.
-    const client = await RpcClient.connect(address);
-    try {
-      for (let i = 0; i < 6 && !(await stats(client)).workers.every((w) => w.pace_us > 50); i++) {
-        await batch(raw, "sleep", [20]);
-      }
-      const before = await stats(client);
-      assert.ok(before.workers.every((w) => w.pace_us > 50), JSON.stringify(before.workers));
-      await batch(raw, "sleep", [20]);
-      const after = await stats(client);
-      const took = after.workers.map((w, i) => w.served - before.workers[i]!.served);
-      assert.ok(took.every((n) => n > 0), `a slow batch is spread: ${took}`);
-    } finally {
-      client.close();
+  // A bound far from both info's pace and sleep(50)'s (over 3,000 us per answer).
+  const { proc, address } = await startProxy("--keep-batch-below", "1000");
+  await using _ = proc;
+  await using raw = await RawConnection.open(address);
+  const client = await RpcClient.connect(address);
+  try {
+    // Not measured yet: spread one by one, 32 answers each, and measured.
+    assert.equal(pids(await batch(raw, 64, "info", [])).size, 2);
+    const measured = (await stats(client)).workers.map((w) => w.pace_us);
+    assert.ok(measured.every((us) => us > 0 && us < 1000), `quick: ${measured}`);
+    // With both workers busy (a long request each), a cheap batch stays on one.
+    await using other = await RawConnection.open(address);
+    const busy = batch(other, 2, "sleep", [2000]);
+    await eventually(
+      "a request at each worker",
+      async () => (await stats(client)).workers.every((w) => w.in_flight > 0) || undefined,
+    );
+    assert.equal(pids(await batch(raw, 16, "info", [])).size, 1, "a cheap batch stays together");
+    // Slow requests: once a worker is measured slow, a batch of them is spread.
+    for (let i = 0; i < 4 && !(await stats(client)).workers.every((w) => w.pace_us > 1000); i++) {
+      await batch(raw, 16, "sleep", [50]);
     }
-  }
-  {
-    const { proc, address } = await startProxy("--keep-batch-below", "0");
-    await using _ = proc;
-    await using raw = await RawConnection.open(address);
-    assert.equal(pids(await batch(raw, "info", [])).size, 2, "0: every request on its own");
+    const before = await stats(client);
+    assert.ok(before.workers.every((w) => w.pace_us > 1000), JSON.stringify(before.workers));
+    await batch(raw, 16, "sleep", [50]);
+    const after = await stats(client);
+    const took = after.workers.map((w, i) => w.served - before.workers[i]!.served);
+    assert.ok(took.every((n) => n > 0), `a slow batch is spread: ${took}`);
+    await busy;
+  } finally {
+    client.close();
   }
 });
 

@@ -10,7 +10,10 @@
  * and 0.34 writes per request where HAProxy made 0.125 of each
  * (bench/2026-11-25-targets.md). Costly requests, on a host whose pace is
  * at or above the bound, are spread one by one as before: that is what
- * keeps every worker busy with CPU-bound work.
+ * keeps every worker busy with CPU-bound work. A host not yet measured is not
+ * kept on, and neither is one while another host has nothing to do: a slow
+ * request at the head of a batch does not hold up the cheap ones behind it
+ * when there is a free host for them.
  *
  * @module
  */
@@ -24,12 +27,13 @@ import type { Balancer } from "./balancer.ts";
  * ```ts
  * import { BatchKeeping } from "./batch_keeping.ts";
  * import { LeastRequestBalancer } from "./least_request.ts";
- * const host = (id: number) => ({ id, label: String(id), key: undefined, weight: 1, warmth: 1, load: 0, served: 0, latencyMs: 0, paceUs: 5, available: true, send() {}, notify: () => true });
+ * // Two quick hosts (5 us per answer), each with a request of another client.
+ * const host = (id: number) => ({ id, label: String(id), key: undefined, weight: 1, warmth: 1, load: 1, served: 0, latencyMs: 0, paceUs: 5, available: true, send() {}, notify: () => true });
  * const hosts = [host(1), host(2)];
  * const balancer = new BatchKeeping(new LeastRequestBalancer(), 50);
  * const requester = { closed: false, batch: 7, deliver() {}, fail() {} };
  * const first = balancer.pick(hosts, { requester, avoid: null } as never)!;
- * (first as { load: number }).load = 1; // least-request alone would now pick the other
+ * (first as { load: number }).load++; // least-request alone would now pick the other
  * console.log(balancer.pick(hosts, { requester, avoid: null } as never) === first); // true
  * ```
  */
@@ -62,7 +66,7 @@ export class BatchKeeping implements Balancer {
     if (
       kept !== null && requester === this.#requester && batch === this.#batch &&
       hosts === this.#hosts && kept.available && kept.paceUs > 0 &&
-      kept.paceUs < this.#underUs
+      kept.paceUs < this.#underUs && !idleOther(hosts, kept)
     ) {
       return kept;
     }
@@ -73,4 +77,13 @@ export class BatchKeeping implements Balancer {
     this.#host = host;
     return host;
   }
+}
+
+// A batch does not pile up on one host while another has nothing to do.
+function idleOther(hosts: readonly Host[], kept: Host): boolean {
+  for (let i = 0; i < hosts.length; i++) {
+    const h = hosts[i]!;
+    if (h !== kept && h.load === 0 && h.available) return true;
+  }
+  return false;
 }
