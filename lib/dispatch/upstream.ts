@@ -356,12 +356,12 @@ export class Upstream implements TrackedHost {
 
   /** Sends a request on the first writable connection under its share, else the least loaded. */
   send(call: Call): void {
+    if (this.load === 0) this.#pace.started();
     // One connection at a time, as Envoy's HTTP/2 pool does: the next takes
     // requests once this one carries its share of the in-flight limit (or
     // cannot be written). Spread over every connection, one pipelined client
     // is cut into smaller writes and reads on both sides: 1.6x the CPU per
     // request at 1 x 16 with 2 connections (bench/2026-11-25-targets.md).
-    if (this.load === 0) this.#pace.started();
     const share = Math.ceil(this.#o.maxInFlight / this.#endpoints.length);
     let least: Endpoint | null = null;
     for (const e of this.#endpoints) {
