@@ -46,11 +46,11 @@ function lcg(seed = 42): () => number {
   return () => (s = (s * 16807) % 2147483647) / 2147483647;
 }
 
-Deno.test("batch keeping: one read's requests stay on a quick host; a new read, a slow, full or unmeasured host, an idle other host, a retry or no batch gets the inner pick", () => {
+Deno.test("batch keeping: one read's requests stay on a quick host; a new read, a slow, full, unmeasured or far ahead host, an idle other host, a retry or no batch gets the inner pick", () => {
   // Measured quick, each with a request of another client.
   const hosts = [host(1, { paceUs: 5, load: 1 }), host(2, { paceUs: 5, load: 1 })];
   // Least request inside: a kept pick shows against it (the kept host is not the least loaded).
-  const keeping = new BatchKeeping(new LeastRequestBalancer(lcg()), 50);
+  const keeping = new BatchKeeping(new LeastRequestBalancer(lcg()), { belowUs: 50, lead: 4 });
   const requester = { closed: false, batch: 1, deliver() {}, fail() {} };
   const pick = (options: { avoid?: Host; requester?: object } = {}) => {
     const call = { requester: options.requester ?? requester, avoid: options.avoid ?? null };
@@ -85,6 +85,14 @@ Deno.test("batch keeping: one read's requests stay on a quick host; a new read, 
   for (const h of hosts) h.load = 0;
   const fifth = pick();
   assert.notEqual(pick(), fifth, "another host is idle: it takes the next request");
+  // At most `lead` (4) requests ahead of the least loaded other host.
+  requester.batch = 6;
+  for (const h of hosts) h.load = 1;
+  const sixth = pick();
+  const run = [sixth, pick(), pick(), pick()];
+  assert.deepEqual(run, [sixth, sixth, sixth, sixth], "kept up to the lead");
+  assert.equal(sixth.load, 5);
+  assert.notEqual(pick(), sixth, "4 ahead: picked afresh");
   for (const h of hosts) h.load = 1;
   const plain = { closed: false, deliver() {}, fail() {} };
   const a = pick({ requester: plain });

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { backoffDelay } from "../lib/dispatch/backoff.ts";
 import { LeastRequestBalancer } from "../lib/dispatch/balancers/least_request.ts";
-import type { Call, Requester } from "../lib/dispatch/call.ts";
+import { Call, type Requester } from "../lib/dispatch/call.ts";
 import { CrashLoopGuard } from "../lib/dispatch/crash_loop.ts";
 import { Dispatcher } from "../lib/dispatch/dispatcher.ts";
 import type {
@@ -25,9 +25,18 @@ import {
 import { PeakEwma } from "../lib/dispatch/peak_ewma.ts";
 import { RetryBudget } from "../lib/dispatch/retry_budget.ts";
 import { ServicePace } from "../lib/dispatch/service_pace.ts";
+import { Endpoint } from "../lib/dispatch/endpoint.ts";
+import { FrameDecoder } from "../lib/protocol/frame_decoder.ts";
 import type { SetStats } from "../lib/dispatch/stats.ts";
 import { parseUpstreamSpec } from "../lib/dispatch/upstream_spec.ts";
-import { encodeRequest, encodeResult, requestTail, type WireError } from "../lib/protocol/mod.ts";
+import {
+  decodeValue,
+  encodeRequest,
+  encodeResult,
+  requestTail,
+  type WireError,
+} from "../lib/protocol/mod.ts";
+import { eventually } from "./helpers/wait.ts";
 
 Deno.test("health checks: fall failures in a row make a host unhealthy, rise passes bring it back", () => {
   const h = new HealthCheckState(2, 3);
@@ -98,47 +107,117 @@ Deno.test("a crash loop is threshold exits within the window, backoff doubles to
 
 Deno.test("a host's pace is its busy time per answer: idle gaps do not count, a slower window counts at once", () => {
   let t = 0;
+  const near = (a: number, b: number) => Math.abs(a - b) < 1e-6;
   const pace = new ServicePace({ window: 4, now: () => t });
   assert.equal(pace.us, 0, "unmeasured");
-  pace.started();
+  pace.sent();
+  pace.sent();
   t = 0.1;
-  pace.answered(1);
+  pace.done();
   t = 0.2;
-  pace.answered(0); // idle from here
+  pace.done(); // idle from here
   t = 50; // 50 ms with nothing to do
-  pace.started();
-  pace.started(); // already busy: no new start
+  pace.sent();
+  pace.sent();
   t = 50.1;
-  pace.answered(1);
+  pace.done();
   assert.equal(pace.us, 0, "three answers: no full window yet");
   t = 50.2;
-  pace.answered(0);
-  const near = (a: number, b: number) => Math.abs(a - b) < 1e-6;
+  pace.done();
   assert.ok(near(pace.us, 100), `0.4 ms busy over 4 answers: ${pace.us}`);
   // A slower window (1 ms per answer) is taken at once...
-  pace.started();
-  for (let i = 3; i >= 0; i--) {
+  for (let i = 0; i < 4; i++) pace.sent();
+  for (let i = 0; i < 4; i++) {
     t += 1;
-    pace.answered(i);
+    pace.done();
   }
   assert.ok(near(pace.us, 1000), String(pace.us));
   // ...a faster one (10 us per answer) pulls it down by a quarter.
-  pace.started();
-  for (let i = 3; i >= 0; i--) {
+  for (let i = 0; i < 4; i++) pace.sent();
+  for (let i = 0; i < 4; i++) {
     t += 0.01;
-    pace.answered(i);
+    pace.done();
   }
   assert.ok(near(pace.us, 1000 + (10 - 1000) / 4), String(pace.us));
   // Requests that end without answers (a broken connection) stop the clock.
   const broken = new ServicePace({ window: 1, now: () => t });
-  broken.started();
+  broken.sent();
   t += 0.5;
-  broken.idle();
+  broken.done(false);
+  broken.done(false); // more ends than requests: ignored
+  assert.equal(broken.outstanding, 0);
   t += 100;
-  broken.started();
+  broken.sent();
   t += 0.5;
-  broken.answered(0);
+  broken.done();
   assert.ok(near(broken.us, 1000), `1 ms busy, 100 ms idle not counted: ${broken.us}`);
+});
+
+Deno.test("an endpoint counts for its pace only real requests, and ends those cancelled or cut off", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pace-test-" });
+  const path = `${dir}/peer.sock`;
+  const listener = Deno.listen({ transport: "unix", path });
+  const pace = new ServicePace({ window: 1 });
+  const conn = await Deno.connect({ transport: "unix", path });
+  const peer = await listener.accept();
+  const endpoint = new Endpoint(conn, { label: "peer", pace });
+  try {
+    // The peer: reads requests, answers each one it is told to.
+    const decoder = new FrameDecoder();
+    const seen: unknown[][] = [];
+    const buf = new Uint8Array(4096);
+    const nextRequest = async () => {
+      let frame: Uint8Array | null;
+      while ((frame = decoder.next()) === null) {
+        const n = await peer.read(buf);
+        if (n === null) throw new Error("peer: closed");
+        decoder.push(buf.subarray(0, n));
+      }
+      const message = decodeValue(frame) as unknown[];
+      seen.push(message);
+      return message;
+    };
+    const answer = (msgid: number) => peer.write(encodeResult(msgid, "ok"));
+    const answered: number[] = [];
+    const requester = (): Requester => ({
+      closed: false,
+      deliver: (msgid) => void answered.push(msgid),
+      fail: () => {},
+    });
+    const call = (r: Requester, msgid: number) => {
+      const frame = encodeRequest(msgid, "work", []);
+      return new Call(r, msgid, "work", frame, requestTail(msgid), undefined);
+    };
+    // The proxy's own ping is not the host's work.
+    const ping = endpoint.request("ping", [], 5000);
+    assert.equal(pace.outstanding, 0, "a ping is not counted");
+    const a = requester();
+    endpoint.send(call(a, 1));
+    assert.equal(pace.outstanding, 1);
+    await answer((await nextRequest())[1] as number); // the ping
+    await ping;
+    assert.equal(pace.outstanding, 1, "the ping's answer ends nothing");
+    await answer((await nextRequest())[1] as number);
+    await eventually("the answer", () => Promise.resolve(answered.length === 1 || undefined));
+    assert.equal(pace.outstanding, 0);
+    assert.ok(pace.us > 0, "measured");
+    // A requester that leaves: its untracked requests end at once.
+    const b = requester();
+    endpoint.send(call(b, 2));
+    endpoint.cancelFor(b);
+    assert.equal(pace.outstanding, 0, "cancelled");
+    // A connection that closes ends what was in flight.
+    endpoint.send(call(a, 3));
+    assert.equal(pace.outstanding, 1);
+    endpoint.close();
+    await endpoint.done;
+    assert.equal(pace.outstanding, 0, "cut off");
+  } finally {
+    endpoint.close();
+    peer.close();
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("--upstream values parse, and bad ones say why", () => {

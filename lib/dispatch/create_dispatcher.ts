@@ -157,6 +157,7 @@ export function assembleDispatcher(options: DispatcherFactoryOptions): Dispatche
     balancer: createBalancer(s.balance, {
       hashBalanceFactor: s.hashBalanceFactor,
       keepBatchBelowUs: s.keepBatchBelow,
+      keepBatchLead: s.keepBatchLead,
       ...(random ? { random } : {}),
     }),
     mode: hasWorkers ? s.pool : "upstreams",

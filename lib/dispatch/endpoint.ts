@@ -27,6 +27,7 @@ import {
 import { getLogger } from "../log.ts";
 import { Call, type Requester } from "./call.ts";
 import { PendingTable } from "../net/pending_table.ts";
+import type { ServicePace } from "./service_pace.ts";
 
 /** Options of {@linkcode Endpoint}. */
 export interface EndpointOptions {
@@ -50,6 +51,11 @@ export interface EndpointOptions {
    * @default {false}
    */
   timed?: boolean;
+  /**
+   * Told of every request sent with `send` and of its end (the proxy's own
+   * requests left out), so that a host's pace counts only its real work.
+   */
+  pace?: ServicePace;
   /** After each answer delivered, with its round-trip time in ms (0 when not timed). */
   onAnswer?: (endpoint: Endpoint, call: Call, elapsedMs: number) => void;
   /**
@@ -77,6 +83,7 @@ export class Endpoint {
   readonly #writeLimit: number;
   readonly #now: () => number;
   readonly #timed: boolean;
+  readonly #pace: ServicePace | undefined;
   // By the msgid we gave: a table, not a Map (see PendingTable for why).
   readonly #pending = new PendingTable<Call>();
   // Calls answered TIMEOUT that the peer has not answered yet: they still
@@ -98,6 +105,7 @@ export class Endpoint {
     this.#writeLimit = options.writeLimit ?? 4 * 1024 * 1024;
     this.#now = options.now ?? (() => performance.now());
     this.#timed = options.timed ?? false;
+    this.#pace = options.pace;
     this.#conn = new FrameConnection(conn, {
       ...(options.maxMessageSize === undefined ? {} : { maxMessageSize: options.maxMessageSize }),
       onFrame: (frame) => this.#onFrame(frame),
@@ -152,6 +160,11 @@ export class Endpoint {
    * copied into the write buffer with its msgid replaced, nothing else.
    */
   send(call: Call): void {
+    this.#pace?.sent();
+    this.#write(call);
+  }
+
+  #write(call: Call): void {
     const id = this.#pending.add(call);
     call.attempts++;
     this.#conn.writeWithMsgid(REQUEST, id, call.frame, call.tail);
@@ -215,7 +228,7 @@ export class Endpoint {
         reject(new ProxyError(ErrorCode.TIMEOUT, `no answer to ${method} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#internal.add(call);
-      this.send(call);
+      this.#write(call);
     });
   }
 
@@ -234,8 +247,12 @@ export class Endpoint {
         // Answered already (TIMEOUT) or cancelled: it is done with it now.
         if (this.#overdue.delete(id)) {
           this.#served++;
+          this.#pace?.done();
           this.#options.onFreed?.(this);
-        } else if (this.#cancelled.delete(id)) this.#served++;
+        } else if (this.#cancelled.delete(id)) {
+          this.#served++;
+          this.#pace?.done();
+        }
         return;
       }
       if (this.#internal.has(call)) {
@@ -243,6 +260,7 @@ export class Endpoint {
         return;
       }
       this.#served++;
+      this.#pace?.done();
       // nil (0xc0) in the error field: a result. Read here, where the frame is.
       call.errored = frame[envelope.tail] !== 0xc0;
       if (!call.requester.closed) call.requester.deliver(call.msgid, frame, envelope.tail);
@@ -301,7 +319,9 @@ export class Endpoint {
     for (const [id, call] of this.#pending.entries()) {
       if (call.requester === requester) {
         this.#pending.delete(id);
+        // Untracked, its answer will be dropped unseen: done for the pace now.
         if (call.startedAt !== 0) this.#cancelled.set(id, call);
+        else this.#pace?.done(false);
       }
     }
     for (const [id, call] of this.#overdue) {
@@ -317,6 +337,9 @@ export class Endpoint {
     this.#closed = true;
     const orphans: Call[] = [];
     for (const call of this.#pending.values()) if (!this.#internal.has(call)) orphans.push(call);
+    for (let n = orphans.length + this.#overdue.size + this.#cancelled.size; n > 0; n--) {
+      this.#pace?.done(false);
+    }
     this.#pending.clear();
     this.#overdue.clear();
     this.#cancelled.clear();

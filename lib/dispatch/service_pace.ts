@@ -23,16 +23,18 @@ export interface ServicePaceOptions {
  * import { ServicePace } from "./service_pace.ts";
  * let t = 0;
  * const pace = new ServicePace({ window: 2, now: () => t });
- * pace.started(); // a request sent to an idle host
+ * pace.sent();
+ * pace.sent();
  * t = 0.4;
- * pace.answered(1);
- * pace.answered(0); // two answers in 0.4 ms of work
+ * pace.done();
+ * pace.done(); // two answers in 0.4 ms of work
  * console.log(pace.us); // 200
  * ```
  */
 export class ServicePace {
   readonly #window: number;
   readonly #now: () => number;
+  #outstanding = 0;
   #busyFrom = -1; // when the busy time not yet counted began; -1 while idle
   #busyMs = 0;
   #answers = 0;
@@ -53,25 +55,29 @@ export class ServicePace {
     return this.#us;
   }
 
-  /** A request was sent to the host while it had none outstanding. */
-  started(): void {
-    if (this.#busyFrom < 0) this.#busyFrom = this.#now();
+  /** Requests sent and not done. */
+  get outstanding(): number {
+    return this.#outstanding;
   }
 
-  /** Its outstanding requests ended without answers (a connection broke). */
-  idle(): void {
-    if (this.#busyFrom < 0) return;
-    this.#busyMs += this.#now() - this.#busyFrom;
-    this.#busyFrom = -1;
+  /** A request was sent. */
+  sent(): void {
+    if (this.#outstanding++ === 0) this.#busyFrom = this.#now();
   }
 
-  /** An answer came; `outstanding` requests remain. */
-  answered(outstanding: number): void {
-    this.#answers++;
-    if (outstanding > 0 && this.#answers < this.#window) return;
+  /**
+   * A request is done: answered (late answers to calls already answered
+   * `TIMEOUT` or cancelled included: they were work), or not (its
+   * connection closed, its requester left and nobody waits for it).
+   */
+  done(answered = true): void {
+    if (this.#outstanding === 0) return;
+    this.#outstanding--;
+    if (answered) this.#answers++;
+    if (this.#outstanding > 0 && this.#answers < this.#window) return;
     const now = this.#now();
-    if (this.#busyFrom >= 0) this.#busyMs += now - this.#busyFrom;
-    this.#busyFrom = outstanding > 0 ? now : -1;
+    this.#busyMs += now - this.#busyFrom;
+    this.#busyFrom = this.#outstanding > 0 ? now : -1;
     if (this.#answers < this.#window) return;
     const sample = (this.#busyMs * 1000) / this.#answers;
     this.#us = sample > this.#us ? sample : this.#us + (sample - this.#us) / 4;

@@ -304,16 +304,13 @@ export class Upstream implements TrackedHost {
       errorFormat: this.#o.errorFormat,
       now: this.#now,
       timed: this.#o.timed ?? false,
+      pace: this.#pace,
       onAnswer: (_e, call, ms) => {
-        this.#pace.answered(this.load);
         if (ms > 0) this.#ewma.observe(ms);
         this.#outlier.recordSuccess();
         this.#o.onAnswer?.(this, call);
       },
-      onFreed: () => {
-        this.#pace.answered(this.load);
-        this.#o.onAnswer?.(this, null);
-      },
+      onFreed: () => this.#o.onAnswer?.(this, null),
       onProtocolError: (_e, message) => log.warn(`Upstream ${this.label} ${message}`),
       onClose: (e, orphans) => this.#onClose(slot, e, orphans),
     });
@@ -323,7 +320,6 @@ export class Upstream implements TrackedHost {
   #onClose(slot: number, endpoint: Endpoint, orphans: Call[]): void {
     if (this.#endpoints[slot] === endpoint) this.#endpoints[slot] = null;
     this.#servedBefore += endpoint.served;
-    if (this.load === 0) this.#pace.idle();
     if (orphans.length > 0) {
       this.#failures++;
       if (this.#outlier.recordFailure()) this.#o.onOutlier?.(this);
@@ -356,7 +352,6 @@ export class Upstream implements TrackedHost {
 
   /** Sends a request on the first writable connection under its share, else the least loaded. */
   send(call: Call): void {
-    if (this.load === 0) this.#pace.started();
     // One connection at a time, as Envoy's HTTP/2 pool does: the next takes
     // requests once this one carries its share of the in-flight limit (or
     // cannot be written). Spread over every connection, one pipelined client

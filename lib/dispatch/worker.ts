@@ -299,6 +299,7 @@ export class Worker implements TrackedHost {
   #attach(conn: Deno.Conn): void {
     this.#endpoint = new Endpoint(conn, {
       label: `worker ${this.slot} (pid ${this.pid})`,
+      pace: this.#pace,
       ...(this.#options.maxMessageSize === undefined
         ? {}
         : { maxMessageSize: this.#options.maxMessageSize }),
@@ -307,12 +308,10 @@ export class Worker implements TrackedHost {
         ? {}
         : { errorFormat: this.#options.errorFormat }),
       onAnswer: (endpoint, call) => {
-        this.#pace.answered(endpoint.load);
         if (endpoint.inFlight === 0) this.idleSince = performance.now();
         if (this.#state !== "starting") this.#options.onAnswer?.(this, call);
       },
-      onFreed: (endpoint) => {
-        this.#pace.answered(endpoint.load);
+      onFreed: () => {
         if (this.#state === "ready") this.#options.onFreed?.(this);
       },
       onProtocolError: (_e, message) => this.kill(message),
@@ -331,9 +330,7 @@ export class Worker implements TrackedHost {
   /** Forwards a request (hot path). */
   send(call: Call): void {
     this.assigned++;
-    const endpoint = this.#endpoint!;
-    if (endpoint.load === 0) this.#pace.started();
-    endpoint.send(call);
+    this.#endpoint!.send(call);
   }
 
   /**

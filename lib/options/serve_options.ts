@@ -214,6 +214,14 @@ export const SERVE_OPTIONS: OptionTable = [
     max: 1_000_000,
   }),
   intOption({
+    name: "keep-batch-lead",
+    help: "a batch stays on its host only while that host carries fewer than this many requests " +
+      "more than the least loaded other host",
+    default: 16,
+    min: 1,
+    max: 65_536,
+  }),
+  intOption({
     name: "upstream-connections",
     help: "multiplexed connections kept open to each upstream",
     default: 2,
@@ -598,6 +606,11 @@ export interface ServeSettings extends LogSettings, WorkerPermissionSettings {
    * `50`.
    */
   keepBatchBelow: number;
+  /**
+   * `--keep-batch-lead`: a batch stays on its host only while that host carries fewer than this
+   * many requests more than the least loaded other host. Default: `16`.
+   */
+  keepBatchLead: number;
   /** `--upstream-connections`: multiplexed connections kept open to each upstream. Default: `2`. */
   upstreamConnections: number;
   /**

@@ -11,9 +11,11 @@
  * (bench/2026-11-25-targets.md). Costly requests, on a host whose pace is
  * at or above the bound, are spread one by one as before: that is what
  * keeps every worker busy with CPU-bound work. A host not yet measured is not
- * kept on, and neither is one while another host has nothing to do: a slow
+ * kept on; neither is one while another host has nothing to do (a slow
  * request at the head of a batch does not hold up the cheap ones behind it
- * when there is a free host for them.
+ * when a host is free for them), nor one that carries `lead` more requests
+ * (per unit of weight) than the least loaded other host, which bounds what
+ * a batch of requests that turn out slow can pile on one host.
  *
  * @module
  */
@@ -30,7 +32,7 @@ import type { Balancer } from "./balancer.ts";
  * // Two quick hosts (5 us per answer), each with a request of another client.
  * const host = (id: number) => ({ id, label: String(id), key: undefined, weight: 1, warmth: 1, load: 1, served: 0, latencyMs: 0, paceUs: 5, available: true, send() {}, notify: () => true });
  * const hosts = [host(1), host(2)];
- * const balancer = new BatchKeeping(new LeastRequestBalancer(), 50);
+ * const balancer = new BatchKeeping(new LeastRequestBalancer(), { belowUs: 50, lead: 16 });
  * const requester = { closed: false, batch: 7, deliver() {}, fail() {} };
  * const first = balancer.pick(hosts, { requester, avoid: null } as never)!;
  * (first as { load: number }).load++; // least-request alone would now pick the other
@@ -39,7 +41,8 @@ import type { Balancer } from "./balancer.ts";
  */
 export class BatchKeeping implements Balancer {
   readonly #inner: Balancer;
-  readonly #underUs: number;
+  readonly #belowUs: number;
+  readonly #lead: number;
   // The last pick made for a batch: whose, which read, among which hosts.
   #requester: Requester | null = null;
   #batch = -1;
@@ -48,17 +51,22 @@ export class BatchKeeping implements Balancer {
 
   /**
    * @param inner Picks the first request of each batch, and every request
-   *   of a batch whose host is slow.
-   * @param underUs The bound on the host's pace, µs per answer.
+   *   not kept.
+   * @param options `belowUs`: the bound on the kept host's pace, µs per
+   *   answer; `lead`: how many requests (per unit of weight) it may carry
+   *   beyond the least loaded other host.
    */
-  constructor(inner: Balancer, underUs: number) {
+  constructor(inner: Balancer, options: { belowUs: number; lead: number }) {
     this.#inner = inner;
-    this.#underUs = underUs;
+    this.#belowUs = options.belowUs;
+    this.#lead = options.lead;
   }
 
   /** The batch's host when it is quick and can take more; else the inner balancer's pick. */
   pick(hosts: readonly Host[], call: Call): Host | null {
     const requester = call.requester;
+    // Read now, not when the call arrived: a queued call drained later counts
+    // as its requester's current read, which at worst keeps it with that one.
     const batch = requester.batch;
     // A retry goes elsewhere (the dispatcher narrowed `hosts` for it).
     if (batch === undefined || call.avoid !== null) return this.#inner.pick(hosts, call);
@@ -66,7 +74,7 @@ export class BatchKeeping implements Balancer {
     if (
       kept !== null && requester === this.#requester && batch === this.#batch &&
       hosts === this.#hosts && kept.available && kept.paceUs > 0 &&
-      kept.paceUs < this.#underUs && !idleOther(hosts, kept)
+      kept.paceUs < this.#belowUs && !this.#crowded(hosts, kept)
     ) {
       return kept;
     }
@@ -77,13 +85,22 @@ export class BatchKeeping implements Balancer {
     this.#host = host;
     return host;
   }
+
+  // Another host idle, or the kept one `lead` ahead of the least loaded other.
+  #crowded(hosts: readonly Host[], kept: Host): boolean {
+    let least = Infinity;
+    for (let i = 0; i < hosts.length; i++) {
+      const h = hosts[i]!;
+      if (h === kept || !h.available) continue;
+      if (h.load === 0) return true;
+      const s = score(h);
+      if (s < least) least = s;
+    }
+    return score(kept) >= least + this.#lead;
+  }
 }
 
-// A batch does not pile up on one host while another has nothing to do.
-function idleOther(hosts: readonly Host[], kept: Host): boolean {
-  for (let i = 0; i < hosts.length; i++) {
-    const h = hosts[i]!;
-    if (h !== kept && h.load === 0 && h.available) return true;
-  }
-  return false;
+function score(h: Host): number {
+  const w = h.weight * h.warmth;
+  return w === 1 ? h.load : h.load / (w || 1e-6);
 }

@@ -24,6 +24,12 @@ export interface CreateBalancerOptions {
    * @default {0}
    */
   keepBatchBelowUs?: number;
+  /**
+   * With batch keeping: how many requests (per unit of weight) the kept host
+   * may carry beyond the least loaded other one.
+   * @default {16}
+   */
+  keepBatchLead?: number;
 }
 
 /**
@@ -51,5 +57,7 @@ export function createBalancer(
 
 function keepBatches(inner: Balancer, options: CreateBalancerOptions): Balancer {
   const us = options.keepBatchBelowUs ?? 0;
-  return us > 0 ? new BatchKeeping(inner, us) : inner;
+  return us > 0
+    ? new BatchKeeping(inner, { belowUs: us, lead: options.keepBatchLead ?? 16 })
+    : inner;
 }
