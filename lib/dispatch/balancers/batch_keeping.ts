@@ -4,14 +4,13 @@
  * lets another balancer pick each request.
  *
  * A client that pipelines 16 echoes gains nothing from having them spread
- * over two workers, and pays for it: every host a batch touches costs a
- * write and a wake-up on both sides, and the answers come back in more,
- * smaller reads and writes. At 1 x 16 per-request spreading made 0.26 reads
- * and 0.34 writes per request where HAProxy made 0.125 of each
- * (bench/2026-11-25-targets.md). Costly requests, on a host whose pace is
- * at or above the bound, are spread one by one as before: that is what
- * keeps every worker busy with CPU-bound work. A host not yet measured is not
- * kept on; neither is one while another host has nothing to do (a slow
+ * over hosts that are all busy anyway, and pays for it: every host a batch
+ * touches costs a write and a wake-up on both sides, and the answers come
+ * back in more, smaller reads and writes. At 16 x 16 keeping cuts the front
+ * end's CPU per request by a sixth (bench/2026-11-25-targets.md). Costly
+ * requests, on a host whose pace is at or above the bound, are spread one
+ * by one as before: that is what keeps every worker busy with CPU-bound
+ * work. A host not yet measured is not kept on; neither is one while another host has nothing to do (a slow
  * request at the head of a batch does not hold up the cheap ones behind it
  * when a host is free for them), nor one that carries `lead` more requests
  * (per unit of weight) than the least loaded other host, which bounds what
