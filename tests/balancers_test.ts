@@ -46,7 +46,7 @@ function lcg(seed = 42): () => number {
   return () => (s = (s * 16807) % 2147483647) / 2147483647;
 }
 
-Deno.test("batch keeping: one read's requests stay on a quick host; a new read, a slow, full, unmeasured or far ahead host, an idle other host, a retry or no batch gets the inner pick", () => {
+Deno.test("batch keeping: one read's requests stay on a quick host; a new read, a slow, full, unmeasured or far ahead host, a retry or no batch gets the inner pick, and a batch that finds a host idle is spread", () => {
   // Measured quick, each with a request of another client.
   const hosts = [host(1, { paceUs: 5, load: 1 }), host(2, { paceUs: 5, load: 1 })];
   // Least request inside: a kept pick shows against it (the kept host is not the least loaded).
@@ -85,6 +85,9 @@ Deno.test("batch keeping: one read's requests stay on a quick host; a new read, 
   for (const h of hosts) h.load = 0;
   const fifth = pick();
   assert.notEqual(pick(), fifth, "another host is idle: it takes the next request");
+  pick();
+  pick();
+  assert.deepEqual(hosts.map((h) => h.load), [2, 2], "and the rest is spread: least request");
   // At most `lead` (4) requests ahead of the least loaded other host.
   requester.batch = 6;
   for (const h of hosts) h.load = 1;

@@ -10,11 +10,12 @@
  * end's CPU per request by a sixth (bench/2026-11-25-targets.md). Costly
  * requests, on a host whose pace is at or above the bound, are spread one
  * by one as before: that is what keeps every worker busy with CPU-bound
- * work. A host not yet measured is not kept on; neither is one while another host has nothing to do (a slow
- * request at the head of a batch does not hold up the cheap ones behind it
- * when a host is free for them), nor one that carries `lead` more requests
- * (per unit of weight) than the least loaded other host, which bounds what
- * a batch of requests that turn out slow can pile on one host.
+ * work. A host not yet measured is not kept on. A batch that finds another
+ * host idle is spread request by request from there on, as without keeping:
+ * keeping is for when every host is busy anyway, and spare capacity is
+ * better used than saved. Nor is a host kept on that carries `lead` more
+ * requests (per unit of weight) than the least loaded other host, which
+ * bounds what a batch of requests that turn out slow can pile on one host.
  *
  * @module
  */
@@ -47,6 +48,7 @@ export class BatchKeeping implements Balancer {
   #batch = -1;
   #hosts: readonly Host[] | null = null;
   #host: Host | null = null;
+  #spread = false; // this batch found a host idle: no more keeping
 
   /**
    * @param inner Picks the first request of each batch, and every request
@@ -69,35 +71,46 @@ export class BatchKeeping implements Balancer {
     const batch = requester.batch;
     // A retry goes elsewhere (the dispatcher narrowed `hosts` for it).
     if (batch === undefined || call.avoid !== null) return this.#inner.pick(hosts, call);
+    const same = requester === this.#requester && batch === this.#batch && hosts === this.#hosts;
+    if (same && this.#spread) return this.#inner.pick(hosts, call);
     const kept = this.#host;
     if (
-      kept !== null && requester === this.#requester && batch === this.#batch &&
-      hosts === this.#hosts && kept.available && kept.paceUs > 0 &&
-      kept.paceUs < this.#belowUs && !this.#crowded(hosts, kept)
+      same && kept !== null && kept.available && kept.paceUs > 0 && kept.paceUs < this.#belowUs
     ) {
-      return kept;
+      const crowded = this.#crowded(hosts, kept);
+      if (crowded === 0) return kept;
+      if (crowded === IDLE) {
+        // Spare capacity: the rest of this batch is spread as without keeping.
+        this.#spread = true;
+        return this.#inner.pick(hosts, call);
+      }
     }
     const host = this.#inner.pick(hosts, call);
     this.#requester = requester;
     this.#batch = batch;
     this.#hosts = hosts;
     this.#host = host;
+    this.#spread = false;
     return host;
   }
 
-  // Another host idle, or the kept one `lead` ahead of the least loaded other.
-  #crowded(hosts: readonly Host[], kept: Host): boolean {
+  // IDLE when another host has nothing to do, AHEAD when the kept one is
+  // `lead` ahead of the least loaded other, else 0.
+  #crowded(hosts: readonly Host[], kept: Host): number {
     let least = Infinity;
     for (let i = 0; i < hosts.length; i++) {
       const h = hosts[i]!;
       if (h === kept || !h.available) continue;
-      if (h.load === 0) return true;
+      if (h.load === 0) return IDLE;
       const s = score(h);
       if (s < least) least = s;
     }
-    return score(kept) >= least + this.#lead;
+    return score(kept) >= least + this.#lead ? AHEAD : 0;
   }
 }
+
+const IDLE = 1;
+const AHEAD = 2;
 
 function score(h: Host): number {
   const w = h.weight * h.warmth;
