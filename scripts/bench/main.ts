@@ -96,6 +96,11 @@ export function benchCommand(): Command {
       'count each front end\'s system calls per request with perf stat at these shapes ("" for none)',
       D.syscallShapes,
     )
+    .option(
+      "--profile-shapes <list>",
+      "shapes at which our proxy is CPU-profiled",
+      D.profileShapes,
+    )
     .option("--no-charts", "skip the latency-by-percentile charts")
     .option("--out <file>", "where to write the Markdown (default bench/<date>-results.md)")
     .exitOverride();

@@ -56,6 +56,8 @@ export interface BenchOptions {
   profile: boolean;
   /** Count each front end's system calls per request (`perf stat`), at these shapes; "" for none. */
   syscallShapes: string;
+  /** Shapes at which our proxy is CPU-profiled (with `profile`). */
+  profileShapes: string;
   /** Draw the latency-by-percentile charts (SVG next to the Markdown). */
   charts: boolean;
   /** Where to write the Markdown; default `bench/<date>-results.md`. */
@@ -85,5 +87,6 @@ export const BENCH_DEFAULTS: Readonly<Omit<BenchOptions, "out">> = Object.freeze
   install: true,
   profile: true,
   syscallShapes: "1x1,1x16,16x16",
+  profileShapes: "16x1,16x16",
   charts: true,
 });

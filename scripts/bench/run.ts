@@ -111,7 +111,7 @@ export async function runBench(
 
   const profiles: ProfileResult[] = [];
   if (o.profile) {
-    for (const shape of [{ connections: 16, pipeline: 1 }, { connections: 16, pipeline: 16 }]) {
+    for (const shape of parseShapes(o.profileShapes)) {
       log(`profiling our proxy at ${shapeLabel(shape)}`);
       profiles.push(await profileProxy(ctx, shape, ROOT.href));
     }
